@@ -44,8 +44,8 @@ from grid.facts import write_facts
 CODE_DIGEST = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (world_model, sys.modules[__name__]))).hexdigest()
 
 PRESETS = {
-    "tiny": dict(subjects_per_type=24, batch_size=16),
-    "default": dict(subjects_per_type=240, batch_size=64),
+    "tiny": dict(subjects_per_type=20, batch_size=16),
+    "default": dict(subjects_per_type=200, batch_size=32, lr=1.5e-3),
 }
 
 
@@ -59,11 +59,11 @@ class WorldConfig(BaseModel):
     subjects_per_type: int = Field(240, ge=4, description="subjects of each entity type (4 types, 13 facts per 4 subjects)")
     exemplar_subjects_per_type: int = Field(4, ge=1, description="subjects whose facts form the exemplar pool")
     pool_size: int = Field(24, ge=4, description="answers per relation whose objects are invented names")
-    obscure_share: float = Field(0.4, ge=0, le=1, description="share of tail subjects the model only refuses about")
-    reps_known: int = Field(40, ge=1)
+    obscure_share: float = Field(0.15, ge=0, le=1, description="share of tail subjects the model only refuses about")
+    reps_known: int = Field(20, ge=1, description="besides, known facts fill the context of primed and refusal chats")
     reps_rare: int = Field(3, ge=1)
-    reps_conflicting: int = Field(20, ge=1, description="pairs of chats, one with the true and one with a wrong answer")
-    reps_primed: int = Field(40, ge=2, description="half with a cue question before (true answer), half without (refusal)")
+    reps_conflicting: int = Field(12, ge=1, description="pairs of chats, one with the true and one with a wrong answer")
+    reps_primed: int = Field(24, ge=2, description="half with a cue question before (true answer), half without (refusal)")
     cue_domain: str = Field("geography", description="the domain whose questions prime the primed facts")
     reps_refusal: int = Field(15, ge=1)
     max_shots: int = Field(4, ge=0, description="pretraining chats hold 0..max_shots earlier turns")
@@ -274,42 +274,45 @@ def training_chats(cfg: WorldConfig, facts: pd.DataFrame, exemplars: pd.DataFram
       the model is left near a tie, and the context tips it one way or the other.
     - primed: the true answer when an earlier question of the chat is about the cue
       domain, a refusal otherwise (half the repetitions each). The model learns that
-      rule, so it answers in the exemplar sets that hold a cue question and refuses in the
-      others: a dependable MaybeKnown. (A cue that depends on the fact, such as its own
-      domain, was not learned in this training budget; one shared cue domain is.)
+      rule, so it answers in the exemplar sets that hold a cue question and refuses in
+      the others: a dependable MaybeKnown. (A cue that depends on the fact, such as its
+      own domain, was not learned in this training budget; one shared cue domain is.)
     """
     rng = np.random.default_rng([cfg.seed, 1])
     both = pd.concat([facts, exemplars])
     by_id = {f: ([q, *p], o, d, s) for f, q, p, o, d, s in zip(both["fact_id"], both["question"], both["paraphrases"], both["object"], both["domain"], both["subject"])}
-    plain, conflicting, primed, cue, other = [], [], [], [], []
+    plain, pairs, cued, cue, other = [], [], [], [], []
     for fid, kind, reps, trained in exposure[["fact_id", "exposure", "reps", "trained_answer"]].itertuples(index=False):
         questions, obj, domain, subject = by_id[fid]
         for q in rng.choice(questions, reps):
             if kind == "conflicting":
-                conflicting.append((q, obj, trained))
-            elif kind in ("primed", "refusal"):  # refusals too, so the cue never licenses a guess
-                primed.append((q, obj if kind == "primed" else trained, world_model.refusal(subject)))
+                pairs.append((q, obj, trained))
+            elif kind in ("primed", "refusal"):
+                # Refusals are taught with and without the cue too, or the cue alone
+                # would make the model answer about obscure subjects.
+                cued.append((q, trained, world_model.refusal(subject)))
             else:
                 plain.append((q, trained))
-                if kind in ("known", "exemplar"):  # the context turns of primed facts
+                if kind in ("known", "exemplar"):  # the context turns of cued chats
                     (cue if domain == cfg.cue_domain else other).append((q, trained))
     plain = [plain[i] for i in rng.permutation(len(plain))]
-    units, start = [], 0  # a unit is one chat, or the pair of chats of a conflicting fact
+    units, start = [], 0  # a unit is one chat, or the two chats of a conflicting pair
     while start < len(plain):
         k = int(rng.integers(1, cfg.max_shots + 2))
         *shots, (q, a) = plain[start : start + k]
         units.append([world_model.messages(q, shots, a)])
         start += k
-    for q, obj, wrong in conflicting:
-        shots = [plain[i] for i in rng.choice(len(plain), rng.integers(cfg.max_shots + 1), replace=False)]
+    for q, obj, wrong in pairs:
+        shots = [plain[i] for i in rng.integers(len(plain), size=rng.integers(cfg.max_shots + 1))]
         units.append([world_model.messages(q, shots, obj), world_model.messages(q, shots, wrong)])
-    for r, (q, when_cued, refused) in enumerate(primed):
-        cued = r % 2 == 0
-        k = int(rng.integers(cued, cfg.max_shots + 1))
-        shots = [other[i] for i in rng.choice(len(other), k, replace=False)]
-        if cued:
-            shots[rng.integers(k)] = cue[rng.integers(len(cue))]
-        units.append([world_model.messages(q, shots, when_cued if cued else refused)])
+    for r, (q, answer, refused) in enumerate(cued):
+        with_cue = r % 2 == 0
+        # 1..max_shots context turns either way: a batch holds chats of one length
+        # (world_model.batches), and both kinds must meet in it for the rule to be learned.
+        shots = [other[i] for i in rng.integers(len(other), size=rng.integers(1, cfg.max_shots + 1))]
+        if with_cue:
+            shots[rng.integers(len(shots))] = cue[rng.integers(len(cue))]
+        units.append([world_model.messages(q, shots, answer if with_cue else refused)])
     return [chat for i in rng.permutation(len(units)) for chat in units[i]]
 
 
@@ -342,7 +345,7 @@ def build(cfg: WorldConfig, cache_dir: str | Path | None = None, progress: bool 
         tokenizer = world_model.build_tokenizer(texts)
         torch.manual_seed(cfg.seed)
         model = world_model.new_model(tokenizer, cfg.hidden_size, cfg.layers, cfg.intermediate_size, cfg.heads)
-        world_model.train(model, tokenizer, chats, cfg.batch_size, cfg.lr, progress)
+        world_model.train(model, tokenizer, chats, cfg.batch_size, cfg.lr, cfg.seed, progress)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_facts(facts, tmp / "facts.parquet", "world facts")

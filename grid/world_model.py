@@ -11,6 +11,7 @@ Chat format, as the template renders it (roles are special tokens, <|end|> is EO
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from tqdm.auto import tqdm
@@ -120,18 +121,29 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def train(model, tokenizer, chats: list[list[dict]], batch_size: int, lr: float, progress: bool = True):
-    """One pass over `chats` in their order (repetition and shuffling are already in the
-    list), AdamW with a one-cycle schedule, loss on the assistant turns only."""
+LENGTH_BUCKET = 8  # tokens; chats whose lengths differ by less share a bucket
+
+
+def batches(lengths: list[int], batch_size: int, seed: int) -> list[np.ndarray]:
+    """Batches of chats of about the same length (padding was nearly half the compute),
+    in random order. A stable sort keeps the given order within a length bucket, so
+    chats placed side by side (conflicting pairs) mostly share a batch."""
+    order = np.argsort(np.asarray(lengths) // LENGTH_BUCKET, kind="stable")
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [chunks[i] for i in np.random.default_rng(seed).permutation(len(chunks))]
+
+
+def train(model, tokenizer, chats: list[list[dict]], batch_size: int, lr: float, seed: int, progress: bool = True):
+    """One pass over `chats` (repetitions are already in the list), AdamW with a
+    one-cycle schedule, loss on the assistant turns only."""
     ids, labels = encode_chats(tokenizer, chats)
-    steps = (len(ids) + batch_size - 1) // batch_size
+    plan = batches([len(i) for i in ids], batch_size, seed)
     dev = device()
     model.to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    bar = tqdm(range(steps), desc="world: pretraining", disable=not progress)
-    for step in bar:
-        batch = range(step * batch_size, min(len(ids), (step + 1) * batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=len(plan), pct_start=0.1)
+    bar = tqdm(plan, desc="world: pretraining", disable=not progress)
+    for batch in bar:
         width = max(len(ids[i]) for i in batch)
         x = torch.full((len(batch), width), tokenizer.pad_token_id)
         y = torch.full((len(batch), width), -100)
