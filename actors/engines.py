@@ -73,6 +73,25 @@ def make_engine(
     )
 
 
+def prefix_batches(ids: list[list[int]], order: list[int], size: int) -> list[tuple[int, list[int]]]:
+    """Cut `order` (prompts sorted by token ids) into batches of at most `size` that do not
+    straddle two prompt sets: a batch whose rows share only the system message would
+    prefill every exemplar again for every row. A batch of at least size/8 rows ends
+    early where the prefix its rows share would halve (the floor keeps batches large
+    when prompts share little, as in SliCK mode). Returns (start, batch) pairs."""
+    batches, start, least = [], 0, max(1, size // 8)
+    while start < len(order):
+        end, shared = start + 1, None
+        while end < min(start + size, len(order)):
+            common = len(os.path.commonprefix([ids[order[end - 1]], ids[order[end]]]))
+            if shared is not None and end - start >= least and common < shared / 2:
+                break
+            shared, end = common if shared is None else min(shared, common), end + 1
+        batches.append((start, order[start:end]))
+        start = end
+    return batches
+
+
 class TransformersEngine:
     """Batched `generate` with left padding and batches grouped by prompt length.
 
@@ -135,8 +154,7 @@ class TransformersEngine:
         if decoding.samples:
             runs.append((decoding.samples, dict(do_sample=True, temperature=decoding.temperature, top_k=decoding.top_k)))
         out: list[list[str]] = [[] for _ in ids]
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
+        for start, batch in prefix_batches(ids, order, self.batch_size):
             for copies, run in runs:
                 # Seeded per batch, so a rerun over the same prompts samples the same answers.
                 torch.manual_seed(decoding.seed + start)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import actors.engines as engines
-from actors.engines import Decoding, EngineConfig, TransformersEngine, make_engine, pick_engine
+from actors.engines import Decoding, EngineConfig, TransformersEngine, make_engine, pick_engine, prefix_batches
 from grid.facts import read_facts
 from grid.prompts import PromptConfig, build_prompts
 
@@ -34,6 +34,19 @@ def test_samples_are_seeded_and_counted(engine, prompts):
     decoding = Decoding(max_new_tokens=16, samples=3, temperature=1.0, top_k=40, seed=5)
     one, two = engine.generate(prompts[:8], decoding), engine.generate(prompts[:8], decoding)
     assert one == two and all(len(a) == 4 for a in one)
+
+
+def test_batches_keep_prompt_sets_apart_and_stay_full_when_little_is_shared():
+    system = [1, 2, 3]
+    sets = [system + [10 + s] * 20 + [99, q] for s in range(3) for q in range(40)]  # 3 sets x 40 questions
+    order = sorted(range(len(sets)), key=lambda i: sets[i])
+    batches = prefix_batches(sets, order, size=64)
+    assert sorted(i for _, b in batches for i in b) == list(range(len(sets)))
+    assert [len(b) for _, b in batches] == [40, 40, 40]  # cut at each set, never across
+    assert [start for start, _ in batches] == [0, 40, 80]
+    # Prompts that share only the system message: full batches, not one per row.
+    loose = [system + [q] * 5 for q in range(100)]
+    assert [len(b) for _, b in prefix_batches(loose, list(range(100)), size=64)] == [64, 36]
 
 
 def test_auto_picks_transformers_without_cuda_and_vllm():
