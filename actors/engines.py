@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Below this many shared tokens, computing the prefix once is not worth a cache copy.
 MIN_SHARED_PREFIX = 8
+# A Ray Data batch of 512 paper-mode prompts holds ~51 rows of each of the M=10 sets.
+MIN_PREFIX_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -76,10 +78,10 @@ def make_engine(
 def prefix_batches(ids: list[list[int]], order: list[int], size: int) -> list[tuple[int, list[int]]]:
     """Cut `order` (prompts sorted by token ids) into batches of at most `size` that do not
     straddle two prompt sets: a batch whose rows share only the system message would
-    prefill every exemplar again for every row. A batch of at least size/8 rows ends
-    early where the prefix its rows share would halve (the floor keeps batches large
-    when prompts share little, as in SliCK mode). Returns (start, batch) pairs."""
-    batches, start, least = [], 0, max(1, size // 8)
+    prefill every exemplar again for every row. A batch of at least MIN_PREFIX_BATCH
+    rows ends early where the prefix its rows share would halve (the floor keeps batches
+    large when prompts share little, as in SliCK mode). Returns (start, batch) pairs."""
+    batches, start, least = [], 0, min(MIN_PREFIX_BATCH, size)
     while start < len(order):
         end, shared = start + 1, None
         while end < min(start + size, len(order)):

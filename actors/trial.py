@@ -48,7 +48,8 @@ def encode(tokenizer, chats: list[list[dict]], mask_prompt: bool) -> list[tuple[
     return out
 
 
-def _batch(examples, pad_id: int, device) -> dict:
+def collate(examples, pad_id: int, device) -> dict:
+    """Right-padded tensors of (input_ids, labels) examples: padding is masked out and never a label."""
     width = max(len(ids) for ids, _ in examples)
     ids = torch.full((len(examples), width), pad_id)
     labels = torch.full((len(examples), width), IGNORE)
@@ -108,7 +109,7 @@ def train_adapter(
         net.train()
         losses = []
         for s in range(steps):
-            batch = _batch([examples[i] for i in order[s * settings.batch_size : (s + 1) * settings.batch_size]], pad_id, device)
+            batch = collate([examples[i] for i in order[s * settings.batch_size : (s + 1) * settings.batch_size]], pad_id, device)
             loss = net(**batch).loss
             loss.backward()
             optimizer.step()

@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from analysis.benchmarks import PREFIX, base_scores, bench_tasks
 from analysis.scoring import CATEGORIES
 from analysis.tables import over_seeds, setting_columns
 
@@ -62,6 +63,25 @@ def shifts_by_unknown(results: pd.DataFrame, path: Path) -> Path:
             line = ax.plot(part.index, part[metric], marker="o", label=f"+ {ratio} {SHORT[extra]}")[0]
             ax.fill_between(part.index, part[f"{metric}_min"], part[f"{metric}_max"], color=line.get_color(), alpha=0.2)
         ax.set(title=metric.replace("_", " "), xlabel="new (Unknown) facts", xscale="log", ylim=(0, None))
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def bench_by_unknown(results: pd.DataFrame, path: Path) -> Path:
+    """Figures 1 and 3: each benchmark's score against the number of new facts, one line per
+    extra kind and ratio (mean over seeds, band min-max), the base model dashed."""
+    tasks = bench_tasks(results)
+    columns = [PREFIX + t for t in tasks]
+    summary = over_seeds(results, columns)
+    base = base_scores(results)
+    fig = Figure(layout="constrained", figsize=(5 * len(tasks), 3.6))
+    for ax, task, metric in zip(fig.subplots(1, len(tasks), squeeze=False)[0], tasks, columns):
+        for (extra, ratio), part in summary.groupby(["extra", "ratio"]):
+            part = part.groupby("unknown")[[metric, f"{metric}_min", f"{metric}_max"]].mean()
+            line = ax.plot(part.index, part[metric], marker="o", label=f"+ {ratio} {SHORT[extra]}")[0]
+            ax.fill_between(part.index, part[f"{metric}_min"], part[f"{metric}_max"], color=line.get_color(), alpha=0.2)
+        ax.axhline(base[metric].mean(), color="black", linestyle="--", label="base model")
+        ax.set(title=task, xlabel="new (Unknown) facts", xscale="log")
         ax.legend(fontsize="small")
     return _save(fig, path)
 

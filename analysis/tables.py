@@ -10,6 +10,7 @@ import math
 
 import pandas as pd
 
+from analysis.benchmarks import PREFIX, base_scores, bench_tasks
 from analysis.paper import paper_results
 from analysis.trial_analysis import SCOPES
 
@@ -93,6 +94,14 @@ def paper_table(results: pd.DataFrame) -> pd.DataFrame:
     return both[columns]
 
 
+def bench_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Table 7: per benchmark, the base model on the setting's items (`bench_<task>_base`),
+    the adapters, and the delta; empty if the run measured none."""
+    tasks = bench_tasks(results)
+    frame = results.assign(**{f"{c}_base": v for c, v in base_scores(results).items()})
+    return over_seeds(frame, [f"{PREFIX}{t}{s}" for t in tasks for s in ("_base", "", "_delta")]) if tasks else pd.DataFrame()
+
+
 # File name: (title, table function), in the report's order.
 TABLES = {
     "table2_reliability": ("Table 2: reliability on the new facts", reliability_table),
@@ -104,6 +113,10 @@ TABLES = {
     "table5_reasons": (
         "Table 5: shift counts and the share of shifts outside the mix each reason explains",
         reason_table,
+    ),
+    "table7_benchmarks": (
+        "Table 7: benchmarks of the base model and the adapters, and the change (on the facts outside each mix)",
+        bench_table,
     ),
     "paper": ("This run beside the paper (Llama-3.1-8B-Instruct, 21,036 facts), where the settings match", paper_table),
 }

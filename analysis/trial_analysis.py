@@ -108,3 +108,13 @@ def analyze_trial(
     shares = reason_shares(reasons)
     record.update({f"reason_{key}": value for key, value in shares.items() if key != "shifts"})
     return TrialAnalysis(record, transitions, reasons, exploded)
+
+
+def merge_records(results: pd.DataFrame, records: dict[str, dict]) -> pd.DataFrame:
+    """`results` (one row per trial) with each trial's record (trial -> {column: value})
+    merged in; a record's columns replace those of the same name."""
+    if not records:
+        return results
+    found = pd.DataFrame.from_dict(records, orient="index").rename_axis("trial").reset_index()
+    results = results.drop(columns=[c for c in found.columns if c != "trial" and c in results.columns])
+    return results.merge(found, on="trial", how="left")

@@ -75,12 +75,12 @@ def categorize(
     shards = folder / "shards"
     shards.mkdir(parents=True, exist_ok=True)
     per_fact = prompts.sets * (1 + prompts.samples)
-    done = _read_shards(shards)
-    complete = done.groupby("fact_id").size().loc[lambda n: n == per_fact].index if len(done) else []
-    todo = facts[~facts["fact_id"].isin(set(complete))]
+    todo = facts[~facts["fact_id"].isin(finished_facts(read_shards(shards), per_fact))]
     if len(todo):
-        _generate(todo, exemplars, model, prompts, cfg, shards, adapter, trust_remote_code, progress, per_fact)
-    gens = _read_shards(shards).drop_duplicates(["fact_id", "prompt_set", "sample"])
+        decoding = Decoding(prompts.max_new_tokens, prompts.samples, prompts.temperature, prompts.top_k, prompts.seed)
+        table = build_prompts(todo, exemplars, prompts)
+        generate_shards(table, model, decoding, cfg, shards, adapter, trust_remote_code, progress, desc="categorize")
+    gens = read_shards(shards).drop_duplicates(["fact_id", "prompt_set", "sample"])
     gens = score_generations(gens.sort_values(["fact_id", "prompt_set", "sample"], ignore_index=True), facts)
     cats = categorize_scored(gens)
     gens.to_parquet(folder / "generations.parquet", index=False)
@@ -92,19 +92,38 @@ def categorize(
     return Categorization(gens, cats, key, False)
 
 
-def _read_shards(shards: Path) -> pd.DataFrame:
+def read_shards(shards: Path) -> pd.DataFrame:
+    """Every generation row written so far under `shards`: fact_id, prompt_set, sample, output."""
     parts = sorted(shards.glob("part-*.parquet"))
     if not parts:
         return pd.DataFrame(columns=["fact_id", "prompt_set", "sample", "output"])
     return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
 
 
-def _generate(todo, exemplars, model, prompts, cfg, shards, adapter, trust_remote_code, progress, per_fact):
+def finished_facts(done: pd.DataFrame, per_fact: int) -> set[str]:
+    """Facts with all `per_fact` of their rows in `done`: a resumed run skips them."""
+    return set(done.groupby("fact_id").size().loc[lambda n: n == per_fact].index) if len(done) else set()
+
+
+def generate_shards(
+    table: pd.DataFrame,
+    model: str,
+    decoding: Decoding,
+    cfg: CategorizeConfig,
+    shards: Path,
+    adapter: str | None = None,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+    desc: str = "generate",
+) -> None:
+    """Answer chat prompts (table: fact_id, prompt_set, messages) with a pool of Generator
+    actors as a Ray Data job; each finished batch becomes a shard part-*.parquet of rows
+    fact_id, prompt_set, sample, output. Shared by every job that generates (categorize,
+    paraphrase), so they spread over the cluster and resume the same way."""
     import ray
 
     from actors.generator import Generator
 
-    table = build_prompts(todo, exemplars, prompts)
     table = pd.DataFrame(
         {
             "fact_id": table["fact_id"],
@@ -120,7 +139,6 @@ def _generate(todo, exemplars, model, prompts, cfg, shards, adapter, trust_remot
     else:
         size = cfg.actors or max(1, int(cpus))
         resources = {"num_cpus": cfg.cpus_per_actor}
-    decoding = Decoding(prompts.max_new_tokens, prompts.samples, prompts.temperature, prompts.top_k, prompts.seed)
     ds = ray.data.from_pandas(table).repartition(max(1, len(table) // cfg.prompts_per_batch)).map_batches(
         Generator,
         fn_constructor_kwargs=dict(
@@ -136,8 +154,10 @@ def _generate(todo, exemplars, model, prompts, cfg, shards, adapter, trust_remot
         compute=ray.data.ActorPoolStrategy(size=size),
         **resources,
     )
+    facts = table["fact_id"].nunique()
+    per_fact = len(table) / facts * (1 + decoding.samples)  # output rows per fact
     start = len(list(shards.glob("part-*.parquet")))
-    bar = tqdm(total=len(todo), unit="fact", desc="categorize", disable=not progress)
+    bar = tqdm(total=facts, unit="fact", desc=desc, disable=not progress)
     for i, batch in enumerate(ds.iter_batches(batch_size=None, batch_format="pandas")):
         # Each finished batch is on disk before the next: a kill loses at most one batch.
         batch.to_parquet(shards / f"part-{start + i:06d}.parquet", index=False)

@@ -25,6 +25,24 @@ def cmd_facts_import(args) -> None:
     import_facts(CorpusConfig.from_path(args.source_path, **overrides), args.out)
 
 
+def cmd_facts_paraphrase(args) -> None:
+    from grid.categorize import CategorizeConfig
+    from grid.facts import read_facts
+    from grid.paraphrase import ParaphraseConfig, paraphrase, write_paraphrased
+    from grid.runtime import connect
+    from grid.world import cache_root
+
+    given = {"per_question": args.per_question, "candidates": args.candidates}
+    cfg = ParaphraseConfig(
+        model=args.model, trust_remote_code=args.trust_remote_code, **{k: v for k, v in given.items() if v is not None}
+    )
+    facts = read_facts(args.facts_path)  # bad input fails here, naming file, row and field, before Ray starts
+    connect(args.address)
+    workers = CategorizeConfig(engine={"kind": args.engine})
+    result = paraphrase(facts, cfg.model, cfg, workers, cache_root(args.cache_dir), cfg.trust_remote_code)
+    write_paraphrased(result, args.out)
+
+
 def cmd_categorize(args) -> None:
     from analysis.scoring import category_distribution
     from grid.config import load_config
@@ -60,7 +78,7 @@ def cmd_trials(args) -> None:
         print("no trial finished")
     else:
         print(
-            f"best adapter (least negative shift with reliability >= {cfg.search.reliability_floor}): {best['adapter']}\n"
+            f"best adapter (least {cfg.search.objective.replace('_', ' ')} with reliability >= {cfg.search.reliability_floor}): {best['adapter']}\n"
             f"  trial {best['trial']}: reliability {best['reliability']:.3f}, negative shift {best['negative_shift']:.3f}"
         )
     print(f"report: {cfg.run_dir / 'report' / 'index.html'}")
@@ -104,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--source", default=None, help="override the source kind guessed from the path")
     imp.add_argument("--on-error", choices=["raise", "skip"], default=None)
     imp.set_defaults(func=cmd_facts_import)
+
+    para = facts.add_parser("paraphrase", help="add LLM paraphrases of each question (Ray Data), filtered; summary beside OUT")
+    para.add_argument("facts_path", metavar="FACTS.parquet")
+    para.add_argument("out", metavar="OUT.parquet")
+    para.add_argument("--model", required=True, help="Hugging Face model folder or hub id")
+    para.add_argument("--per-question", type=int, default=None, help="paraphrases each question should have, existing ones included (10)")
+    para.add_argument("--candidates", type=int, default=None, help="generations per question: one greedy, the rest sampled (20)")
+    para.add_argument("--engine", choices=["auto", "transformers", "vllm"], default="auto")
+    para.add_argument("--trust-remote-code", action="store_true")
+    para.add_argument("--cache-dir", default=None, help="default: KGRID_CACHE or ~/.cache/knowledge-grid")
+    para.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
+    para.set_defaults(func=cmd_facts_paraphrase)
 
     cat = sub.add_parser("categorize", help="categorize every fact for the config's base model")
     cat.add_argument("config")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from grid.benchmarks import BenchConfig
 from grid.categorize import CategorizeConfig
 from grid.corpus import CorpusConfig
+from grid.paraphrase import ParaphraseConfig
 from grid.prompts import PromptConfig
 from grid.tune import GridConfig, ResourcesConfig, SearchConfig
 from actors.trial import LoraSettings
@@ -35,10 +37,22 @@ class ExperimentConfig(BaseModel):
     corpus: CorpusConfig = CorpusConfig()
     prompts: PromptConfig = PromptConfig()
     categorize: CategorizeConfig = CategorizeConfig()
+    # Set: LLM paraphrases fill the Unknown facts' paraphrases before the grid (grid/paraphrase.py).
+    paraphrase: ParaphraseConfig | None = None
     lora: LoraSettings = LoraSettings()
     grid: GridConfig = GridConfig()
     search: SearchConfig = SearchConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    bench: BenchConfig = BenchConfig()
+
+    @model_validator(mode="after")
+    def _search_bench(self) -> ExperimentConfig:
+        if self.search.uses_bench and not (self.bench.enabled and "known_mc" in self.bench.tasks):
+            raise ValueError(
+                "search.objective bench_drop and search.bench_max_drop need the known_mc benchmark: "
+                "set bench.enabled and list known_mc in bench.tasks"
+            )
+        return self
 
     @property
     def remote_storage(self) -> bool:

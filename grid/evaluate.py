@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.scoring import categorize as categorize_scored
-from analysis.trial_analysis import analyze_trial
+from analysis.trial_analysis import analyze_trial, merge_records
 from grid.categorize import Categorization, categorize
 from grid.config import ExperimentConfig
 from grid.mix import compose_mix
@@ -82,10 +82,7 @@ def evaluate_trials(
         found.exploded.to_parquet(folder / "exploded.parquet", index=False)
         records[trial] = found.record
 
-    if records:
-        evaluated = pd.DataFrame.from_dict(records, orient="index").rename_axis("trial").reset_index()
-        # The re-measured reliability replaces the last epoch's: same adapter, same prompts.
-        results = results.drop(columns=[c for c in evaluated.columns if c != "trial" and c in results.columns])
-        results = results.merge(evaluated, on="trial", how="left")
+    # The re-measured reliability replaces the last epoch's: same adapter, same prompts.
+    results = merge_records(results, records)
     results.to_parquet(run / "results.parquet", index=False)
     return results

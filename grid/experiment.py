@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
 from analysis.scoring import categorize as categorize_scored
-from analysis.scoring import category_distribution, reference_agreement
+from analysis.scoring import UNKNOWN, category_distribution, reference_agreement
+from grid.benchmarks import benchmark_trials, prepare, trial_bench
 from grid.categorize import Categorization, categorize
 from grid.config import ExperimentConfig, dump_config
 from grid.corpus import import_facts, load_exemplars
 from grid.evaluate import evaluate_trials
 from grid.facts import read_facts, write_facts
+from grid.paraphrase import paraphrase, write_paraphrased
 from grid.report import build_report
 from grid.tune import Mode, TrialContext, collect, make_tuner, pareto_front
 from grid.world import build_world
@@ -74,26 +76,54 @@ def categorize_base(cfg: ExperimentConfig, inputs: Inputs, progress: bool = True
     return result
 
 
+def paraphrase_unknown(cfg: ExperimentConfig, inputs: Inputs, base: pd.DataFrame, progress: bool = True) -> Inputs:
+    """Fill the paraphrases of the Unknown facts (the only ones a paraphrase mix draws) up
+    to `paraphrase.per_question`; the run's facts.parquet is rewritten with them and the
+    judging summary is stored beside it as paraphrase.summary.json."""
+    para = cfg.paraphrase
+    result = paraphrase(
+        inputs.facts,
+        para.model or inputs.model,
+        para,
+        cfg.categorize,
+        cache_dir(cfg),
+        trust_remote_code=para.trust_remote_code if para.model else cfg.model.trust_remote_code,
+        progress=progress,
+        among=base.loc[base["category"] == UNKNOWN, "fact_id"],
+    )
+    out = write_paraphrased(result, cfg.run_dir / "facts.parquet", cfg.run_dir / "paraphrase.summary.json")
+    return replace(inputs, facts=read_facts(out))
+
+
 def run_trials(cfg: ExperimentConfig, mode: Mode, resume: bool = False, progress: bool = True) -> pd.DataFrame:
     """Base categories, the grid or the search on Ray Tune, every finished adapter
-    evaluated on the whole corpus; results and the report stored in the run folder."""
+    evaluated on the whole corpus and benchmarked (the `bench:` section); results and the
+    report stored in the run folder."""
     clock = Stopwatch()
     inputs = resolve_inputs(cfg, progress)
     clock.lap("inputs")
     base = categorize_base(cfg, inputs, progress)
     clock.lap("categorize_base")
     greedy = base.generations[base.generations["sample"] == 0]
+    categories = categorize_scored(greedy)
+    if cfg.paraphrase is not None:
+        inputs = paraphrase_unknown(cfg, inputs, categories, progress)
+        clock.lap("paraphrase")
+    bench = prepare(cfg.bench, inputs.facts, categories, inputs.exemplars, cfg.prompts) if cfg.bench.enabled else None
     ctx = TrialContext(
         model=inputs.model,
         facts=inputs.facts,
         exemplars=inputs.exemplars,
-        base=categorize_scored(greedy),
+        base=categories,
         prompts=cfg.prompts,
         lora=cfg.lora,
         selection=cfg.grid.selection,
         probe_size=cfg.grid.probe_size,
         reliability_floor=cfg.search.reliability_floor,
         trust_remote_code=cfg.model.trust_remote_code,
+        objective=cfg.search.objective,
+        bench_max_drop=cfg.search.bench_max_drop,
+        bench=trial_bench(bench, inputs.model, cache_dir(cfg), cfg.model.trust_remote_code) if cfg.search.uses_bench else None,
     )
     storage = cfg.storage_uri
     tuner = make_tuner(ctx, mode, cfg.grid, cfg.search, cfg.resources, storage, resume)
@@ -106,6 +136,9 @@ def run_trials(cfg: ExperimentConfig, mode: Mode, resume: bool = False, progress
         pareto_front(results).to_parquet(run / "pareto.parquet", index=False)
     results = evaluate_trials(cfg, inputs, base, results, cache_dir(cfg), progress)
     clock.lap("evaluate")
+    if bench is not None:
+        results = benchmark_trials(run, inputs.model, bench, results, cache_dir(cfg), cfg.model.trust_remote_code)
+        clock.lap("benchmarks")
     build_report(run)
     clock.lap("report")
     clock.save(run / "timings.json")

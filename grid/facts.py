@@ -117,6 +117,9 @@ def read_facts(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such fact table")
     df = pd.read_parquet(path)
-    df["aliases"] = df["aliases"].map(list)
-    df["paraphrases"] = df["paraphrases"].map(lambda p: [] if p is None else list(p))
+    # Parquet lists come back as arrays. Anything else (None, a string, a missing column)
+    # is left to validate_facts, which names the row and field it rejects.
+    for col in ("aliases", "paraphrases"):
+        if col in df.columns:
+            df[col] = df[col].map(lambda v: list(v) if hasattr(v, "__iter__") and not isinstance(v, str) else v)
     return validate_facts(df, str(path))

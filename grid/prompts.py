@@ -72,6 +72,11 @@ def training_messages(question: str, answer: str, system: str = SYSTEM) -> list[
     return [{"role": "system", "content": system}, _user(question), _assistant(answer)]
 
 
+def with_answer(messages: list[dict], answer: str) -> list[dict]:
+    """A prompt followed by the answer turn "Answer: a": what the benchmarks score (grid/benchmarks.py)."""
+    return [*messages, _assistant(answer)]
+
+
 def _pool(exemplars: pd.DataFrame, cfg: PromptConfig) -> list[tuple[str, str, str | None]]:
     """The exemplar pool as (question, first alias, relation) in pool order; the relation
     is kept in slick mode only, where it is the only other thing that shapes a prompt."""
@@ -111,7 +116,7 @@ def _check_disjoint(facts: pd.DataFrame, exemplars: pd.DataFrame) -> None:
         )
 
 
-def _fact_rng(seed: int, fact_id: str) -> np.random.Generator:
+def fact_rng(seed: int, fact_id: str) -> np.random.Generator:
     # hashlib, not hash(): Python salts str hashes per process, workers would disagree.
     return np.random.default_rng([seed, int.from_bytes(hashlib.sha256(fact_id.encode()).digest()[:8], "little")])
 
@@ -151,7 +156,7 @@ def build_prompts(facts: pd.DataFrame, exemplars: pd.DataFrame, cfg: PromptConfi
                 )
             # Each set: k distinct exemplars, uniformly at random (argsort of uniforms),
             # all M sets in one draw.
-            picks = _fact_rng(cfg.seed, fact_id).random((cfg.sets, len(candidates))).argsort(axis=1)[:, :k]
+            picks = fact_rng(cfg.seed, fact_id).random((cfg.sets, len(candidates))).argsort(axis=1)[:, :k]
             return [sum((shot_turns[candidates[j]] for j in row), []) for row in picks]
 
     relations = facts["relation"] if "relation" in facts.columns else [None] * len(facts)

@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from analysis import figures
+from analysis.benchmarks import bench_tasks
 from analysis.tables import TABLES, display, to_markdown
 
 
@@ -32,6 +33,9 @@ def _figures(run: Path, results: pd.DataFrame, folder: Path) -> dict[str, Path]:
     if "negative_shift_untrained" in results.columns:
         path = folder / "shifts_by_unknown.png"
         out["Shifts against the number of new facts"] = figures.shifts_by_unknown(results, path)
+    if bench_tasks(results):
+        path = folder / "bench_by_unknown.png"
+        out["Benchmarks against the number of new facts (Figures 1 and 3)"] = figures.bench_by_unknown(results, path)
     transitions = _transitions(run)
     if transitions is not None:
         out["Category transitions of the facts outside the mix"] = figures.transition_heatmaps(

@@ -19,6 +19,7 @@ from actors.engines import Decoding
 from actors.trial import LoraSettings, train_adapter
 from analysis.scoring import categorize, score_generations
 from analysis.shifts import reliability, shift_summary
+from grid.benchmarks import TrialBench
 from grid.mix import Extra, Selection, compose_mix, probe_set
 from grid.prompts import PromptConfig, build_prompts, training_messages
 
@@ -26,6 +27,9 @@ Mode = Literal["grid", "search"]
 
 # Where a trial lands when it misses the reliability floor: above every trial that met it.
 INFEASIBLE = 1.0
+# The change of known_mc accuracy against the base model (analysis/benchmarks.py's column),
+# measured per epoch when the search minimizes or bounds it.
+BENCH_DELTA = "bench_known_mc_delta"
 
 
 class GridConfig(BaseModel):
@@ -57,9 +61,18 @@ class SearchConfig(BaseModel):
     extra: list[Extra] = ["HighlyKnown", "paraphrase"]
     lr: tuple[float, float] | None = None
     reliability_floor: float = Field(0.95, ge=0, le=1)
+    # What a single-objective search minimizes among the trials that meet the floors: the
+    # negative shift, or the drop of known_mc accuracy (grid/benchmarks.py) against the base.
+    objective: Literal["negative_shift", "bench_drop"] = "negative_shift"
+    bench_max_drop: float | None = Field(None, ge=0, le=1, description="a trial whose known_mc accuracy falls by more misses the floor")
     multi_objective: bool = False
     asha: bool = False
     seed: int = 0
+
+    @property
+    def uses_bench(self) -> bool:
+        """Trials then measure known_mc after every epoch."""
+        return self.objective == "bench_drop" or self.bench_max_drop is not None
 
 
 class ResourcesConfig(BaseModel):
@@ -97,13 +110,21 @@ class TrialContext:
     probe_size: int | None
     reliability_floor: float
     trust_remote_code: bool = False
+    objective: Literal["negative_shift", "bench_drop"] = "negative_shift"
+    bench_max_drop: float | None = None
+    bench: TrialBench | None = None  # set when the search minimizes or bounds the known_mc drop
 
 
-def objective(metrics: dict, floor: float) -> float:
-    """Least negative shift among the adapters that learned the new facts (reliability >= floor)."""
-    if metrics["reliability"] >= floor:
-        return metrics["negative_shift"]
-    return INFEASIBLE + floor - metrics["reliability"]
+def objective(metrics: dict, floor: float, bench_max_drop: float | None = None, target: str = "negative_shift") -> float:
+    """Least negative shift (or known_mc drop) among the adapters that learned the new facts
+    (reliability >= floor) and, with bench_max_drop, lost at most that much known_mc accuracy.
+    The others rank above every such adapter, by how far they missed."""
+    missed = max(0.0, floor - metrics["reliability"])
+    if bench_max_drop is not None:
+        missed += max(0.0, -metrics[BENCH_DELTA] - bench_max_drop)
+    if missed > 0:
+        return INFEASIBLE + missed
+    return -metrics[BENCH_DELTA] if target == "bench_drop" else metrics["negative_shift"]
 
 
 def trial_metrics(ctx: TrialContext, params: dict):
@@ -127,7 +148,9 @@ def trial_metrics(ctx: TrialContext, params: dict):
             "probe_facts": shift["facts"],
             "train_rows": len(mix.train),
         }
-        return {**metrics, "objective": objective(metrics, ctx.reliability_floor)}
+        if ctx.bench is not None:
+            metrics[BENCH_DELTA] = ctx.bench.delta(engine.model, engine.tokenizer, mix.fact_ids)
+        return {**metrics, "objective": objective(metrics, ctx.reliability_floor, ctx.bench_max_drop, ctx.objective)}
 
     chats = [training_messages(q, a, ctx.prompts.system) for q, a in zip(mix.train["question"], mix.train["answer"])]
     return chats, evaluate
@@ -257,6 +280,7 @@ HISTORY_COLUMNS = (
     "probe_facts",
     "train_rows",
     "objective",
+    BENCH_DELTA,
     "time_this_iter_s",
     "time_total_s",
 )
@@ -285,7 +309,7 @@ def collect(result_grid) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def best_trial(results: pd.DataFrame) -> pd.Series | None:
-    """The adapter with the least objective (least negative shift among those that met the floor)."""
+    """The adapter with the least objective (least negative shift, or known_mc drop, among those that met the floors)."""
     done = results.dropna(subset=["objective"])
     return None if done.empty else done.sort_values(["objective", "trial"]).iloc[0]
 

@@ -7,8 +7,9 @@ from grid.experiment import cache_dir, categorize_base, resolve_inputs
 
 
 @pytest.fixture(scope="module")
-def first(ray_runtime, tiny_config):
-    cfg = load_config(tiny_config("categorize"))
+def first(ray_runtime, tiny_config, tmp_path_factory):
+    # A storage of its own: other modules fill the session's categorization cache.
+    cfg = load_config(tiny_config("categorize", storage=str(tmp_path_factory.mktemp("categorize-runs"))))
     inputs = resolve_inputs(cfg, progress=False)
     return cfg, inputs, categorize_base(cfg, inputs, progress=False)
 

@@ -54,7 +54,7 @@ def test_aws_cluster_is_a_cpu_head_and_autoscaling_one_gpu_workers_at_the_pinned
     assert startup_gpus(cluster) == gpu["min_workers"]
     pinned = re.search(r'"ray\[[a-z,]+\]==([0-9.]+)"', (PROJECT / "pyproject.toml").read_text()).group(1)
     assert cluster["docker"]["image"].startswith(f"rayproject/ray:{pinned}-")
-    assert any("[gpu]" in command for command in cluster["setup_commands"])
+    assert any("[gpu,bench]" in command for command in cluster["setup_commands"])
 
 
 def _variant(tmp_path, change) -> Path:

@@ -64,7 +64,12 @@ def test_report_figures_are_png_and_on_the_page(run):
     cfg, _ = run
     report = cfg.run_dir / "report"
     figures = sorted((report / "figures").glob("*.png"))
-    assert {p.name for p in figures} == {"reliability_per_epoch.png", "shifts_by_unknown.png", "transitions.png"}
+    assert {p.name for p in figures} == {
+        "reliability_per_epoch.png",
+        "shifts_by_unknown.png",
+        "bench_by_unknown.png",
+        "transitions.png",
+    }
     page = (report / "index.html").read_text()
     for path in figures:
         assert_png(path)

@@ -1,0 +1,284 @@
+"""External benchmarks of the base model and every finished adapter (PROTOCOL.md §5): does
+packing new facts cost general ability? One Ray task per model or adapter.
+
+Tasks, each one column pair bench_<task>, bench_<task>_delta in results.parquet
+(analysis/benchmarks.py):
+
+- known_mc (built-in): multiple choice over the facts the base model knows (HighlyKnown
+  in the base categories). Options: the true answer and 3 distractors drawn, seeded per
+  fact, from the answers of the same relation in the corpus (none that would score as
+  correct). Each option is scored by its log-likelihood as the assistant turn
+  "Answer: <option>" after the categorization prompt of exemplar set 0 (grid/prompts.py);
+  the most likely option is the model's choice. Chance is 0.25.
+- known_ppl (built-in): perplexity of the same facts' answers asked with their
+  paraphrase templates, the held-out world text: the micro-world's pretraining showed
+  every template of a known fact, while a trial's mix asks the canonical question only
+  (paraphrase mixes paraphrase Unknown facts, never known ones).
+- any other name: an lm-evaluation-harness task (the `bench` extra), e.g. mmlu 5-shot and
+  truthfulqa_mc1 / truthfulqa_mc2 0-shot as in the paper, on the model with the adapter
+  loaded through the harness's peft support; its score is `metric` (acc).
+
+Held out: a trial's built-in scores leave out the facts of its own mix, and its delta
+compares it with the base model on exactly the facts it kept. So each trial is measured
+on as many known facts as possible, independently of the rest of the grid (a search adds
+trials one by one); the base model is measured once on all of them.
+
+Cached per (model, adapter, task) in <cache>/benchmarks/<key>/ (result.json, and for
+built-in tasks items.parquet, one row per scored chat); the key covers the items or the
+lm-eval version, shots and limit. The run folder keeps benchmarks.parquet: per model or
+trial and task, the score on all items and what produced it (the pinned task config).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from analysis.benchmarks import AGGREGATE, bench_record, held_out, mc_accuracy
+from analysis.scoring import HIGHLY_KNOWN, is_correct
+from analysis.trial_analysis import merge_records
+from grid.cache import digest, path_fingerprint
+from grid.prompts import PromptConfig, build_prompts, fact_rng, with_answer
+
+BUILTIN = tuple(AGGREGATE)
+OPTIONS = 4  # the true answer and 3 distractors, as in MMLU
+# Bump when built-in items or their scoring change, so cached scores are not reused.
+BENCH_FORMAT = 1
+# The paper's shots (PROTOCOL.md §5); a task not named here takes its own default.
+PAPER_SHOTS = {"mmlu": 5, "truthfulqa_mc1": 0, "truthfulqa_mc2": 0}
+
+
+class BenchConfig(BaseModel):
+    """The `bench:` section: which benchmarks measure the base model and every adapter."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    tasks: list[str] = Field(["known_mc", "known_ppl"], min_length=1, description="built-in tasks or lm-eval task names")
+    num_fewshot: dict[str, int] = Field(PAPER_SHOTS, description="shots per lm-eval task")
+    metric: str = Field("acc,none", description="the lm-eval metric that is a task's score")
+    limit: int | None = Field(
+        None, ge=1, description="for a quick look: the first N known facts of a built-in task; lm-eval's limit (per subtask of mmlu)"
+    )
+    batch_size: int = Field(32, ge=1)
+    seed: int = Field(0, ge=0, description="seeds the distractors of known_mc")
+
+    @property
+    def lm_eval_tasks(self) -> dict[str, int | None]:
+        """The lm-eval tasks and their shots (None: the task's own default)."""
+        return {t: self.num_fewshot.get(t) for t in self.tasks if t not in BUILTIN}
+
+
+# benchmarks.parquet: per model or trial and task, the score on all items and what produced it.
+LOG_COLUMNS = ("task", "score", "adapter", "key", "kind", "count", "lm_eval", "num_fewshot", "limit", "metric", "version")
+
+
+@dataclass
+class Measured:
+    info: dict  # task, score (on all items) and what produced it
+    items: pd.DataFrame | None = None  # built-in tasks: one row per scored chat
+
+
+@dataclass
+class Bench:
+    """A run's benchmarks: the config and the built-in tasks' items (with their chats)."""
+
+    cfg: BenchConfig
+    items: dict[str, pd.DataFrame]
+
+
+def known_facts(facts: pd.DataFrame, base: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    """The facts the base model knows (HighlyKnown in `base`, its greedy categories), by fact_id."""
+    known = set(base.loc[base["category"] == HIGHLY_KNOWN, "fact_id"])
+    return facts[facts["fact_id"].isin(known)].sort_values("fact_id").head(limit)
+
+
+def _first_set(prompts: PromptConfig) -> PromptConfig:
+    # One prompt per item: the categorization prompt of exemplar set 0.
+    return prompts.model_copy(update={"sets": 1})
+
+
+def mc_items(known: pd.DataFrame, facts: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig, seed: int) -> pd.DataFrame:
+    """known_mc: one row per (fact, option): fact_id, option (its place), is_answer, chat.
+    A fact whose relation has fewer than 3 answers that are not correct for it is left out."""
+    relations = facts["relation"] if "relation" in facts.columns else [None] * len(facts)
+    rel_of = {f: None if pd.isna(r) else str(r) for f, r in zip(facts["fact_id"], relations)}
+    answers: dict[str | None, set[str]] = {}
+    for fact_id, aliases in zip(facts["fact_id"], facts["aliases"]):
+        answers.setdefault(rel_of[fact_id], set()).add(str(aliases[0]))
+    table = build_prompts(known, exemplars, _first_set(prompts))
+    rows = []
+    for fact_id, messages, aliases in zip(table["fact_id"], table["messages"], known["aliases"]):
+        wrong = sorted(a for a in answers[rel_of[fact_id]] if not is_correct(a, aliases))
+        if len(wrong) < OPTIONS - 1:
+            continue
+        rng = fact_rng(seed, fact_id)
+        options = [aliases[0], *rng.choice(wrong, OPTIONS - 1, replace=False)]
+        for place, k in enumerate(rng.permutation(OPTIONS)):
+            rows.append((fact_id, place, k == 0, with_answer(messages, str(options[k]))))
+    return pd.DataFrame(rows, columns=["fact_id", "option", "is_answer", "chat"])
+
+
+def ppl_items(known: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig) -> pd.DataFrame:
+    """known_ppl: one row per (fact, paraphrase): fact_id, chat (its answer as the last turn)."""
+    asked = known[["fact_id", "paraphrases", "aliases"]].explode("paraphrases").dropna(subset=["paraphrases"])
+    frame = pd.DataFrame({"fact_id": asked["fact_id"].values, "question": asked["paraphrases"].values})
+    if "relation" in known.columns:  # slick mode draws exemplars by relation
+        frame["relation"] = known.set_index("fact_id").loc[frame["fact_id"], "relation"].values
+    table = build_prompts(frame, exemplars, _first_set(prompts))
+    chats = [with_answer(m, a[0]) for m, a in zip(table["messages"], asked["aliases"])]
+    return pd.DataFrame({"fact_id": table["fact_id"], "chat": chats})
+
+
+def prepare(
+    cfg: BenchConfig, facts: pd.DataFrame, base: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig
+) -> Bench:
+    """The built-in tasks' items for this corpus and base model; fails if a task has none."""
+    known = known_facts(facts, base, cfg.limit)
+    make = {
+        "known_mc": lambda: mc_items(known, facts, exemplars, prompts, cfg.seed),
+        "known_ppl": lambda: ppl_items(known, exemplars, prompts),
+    }
+    items = {task: make[task]() for task in cfg.tasks if task in BUILTIN}
+    for task, frame in items.items():
+        if frame.empty:
+            raise ValueError(
+                f"bench.tasks: {task} has no items ({len(known)} HighlyKnown facts"
+                + (", none with paraphrases)" if task == "known_ppl" else ", none with 3 distractors)")
+            )
+    if cfg.lm_eval_tasks:
+        lm_eval_version()  # fails now, before any trial, when the extra is missing
+    return Bench(cfg, items)
+
+
+def lm_eval_version() -> str:
+    try:
+        import lm_eval
+    except ImportError:
+        raise ValueError("bench.tasks names lm-eval tasks: install the harness with pip install -e '.[bench]'") from None
+    return lm_eval.__version__
+
+
+def _spec(bench: Bench, task: str) -> dict:
+    """What a task's score depends on besides the model and adapter: its cache key and record."""
+    if task in BUILTIN:
+        chats = bench.items[task][["fact_id", "chat"]].values.tolist()
+        return {"kind": "builtin", "format": BENCH_FORMAT, "items": digest(chats), "count": len(chats)}
+    cfg = bench.cfg
+    return {"kind": "lm_eval", "lm_eval": lm_eval_version(), "num_fewshot": cfg.num_fewshot.get(task), "limit": cfg.limit, "metric": cfg.metric}
+
+
+def _load(folder: Path) -> Measured:
+    items = folder / "items.parquet"
+    return Measured(json.loads((folder / "result.json").read_text()), pd.read_parquet(items) if items.exists() else None)
+
+
+def _store(folder: Path, measured: Measured) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if measured.items is not None:
+        measured.items.drop(columns="chat").to_parquet(folder / "items.parquet", index=False)
+    # result.json is written last: its presence marks the key as finished.
+    (folder / "result.json").write_text(json.dumps(measured.info, indent=1, default=str))
+
+
+def measure(
+    model: str, adapters: list[str | None], bench: Bench, cache: str | Path, trust_remote_code: bool = False
+) -> dict[str | None, dict[str, Measured]]:
+    """adapter (None: the base model) -> task -> its result. What the cache lacks is computed
+    by one Ray task per model or adapter, on a GPU where the cluster has one; results are
+    written to the cache by the driver, so a cluster's workers need no shared disk."""
+    import ray
+
+    from actors.benchmark import run_benchmarks
+
+    cfg = bench.cfg
+    specs = {task: _spec(bench, task) for task in cfg.tasks}
+    out: dict[str | None, dict[str, Measured]] = {}
+    folders: dict[str | None, dict[str, Path]] = {}
+    pending = {}
+    gpus = ray.cluster_resources().get("GPU", 0)
+    remote = ray.remote(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))(run_benchmarks)
+    chats = ray.put({task: list(frame["chat"]) for task, frame in bench.items.items()})  # shared by every task
+    for adapter in dict.fromkeys(adapters):
+        ident = (path_fingerprint(model), path_fingerprint(adapter))
+        folders[adapter] = {t: Path(cache) / "benchmarks" / digest(*ident, t, s) for t, s in specs.items()}
+        out[adapter] = {t: _load(f) for t, f in folders[adapter].items() if (f / "result.json").exists()}
+        missing = [t for t in cfg.tasks if t not in out[adapter]]
+        if missing:
+            builtin = [t for t in missing if t in BUILTIN]
+            lm_tasks = {t: shots for t, shots in cfg.lm_eval_tasks.items() if t in missing}
+            pending[adapter] = remote.remote(
+                model, adapter, chats, builtin, lm_tasks, cfg.limit, cfg.batch_size, trust_remote_code
+            )
+    for adapter, ref in pending.items():
+        for task, got in ray.get(ref).items():
+            folder = folders[adapter][task]
+            info = {"task": task, "model": model, "adapter": adapter, "key": folder.name, **specs[task]}
+            if task in BUILTIN:
+                items = bench.items[task].assign(loglik=[s for s, _ in got], tokens=[n for _, n in got])
+                measured = Measured({**info, "score": AGGREGATE[task](items)}, items)
+            else:
+                measured = Measured({**info, "score": got["metrics"][cfg.metric], **got})
+            _store(folder, measured)
+            out[adapter][task] = measured
+    return out
+
+
+@dataclass
+class TrialBench:
+    """known_mc inside a trial, after every epoch, for a search that minimizes or bounds
+    its drop (grid/tune.py): the items and the base model's scored items."""
+
+    items: pd.DataFrame
+    base: pd.DataFrame
+    batch_size: int
+
+    def delta(self, model, tokenizer, exclude: set[str]) -> float:
+        """known_mc of `model` minus the base model's, on the facts outside `exclude` (the mix)."""
+        from actors.benchmark import answer_logliks
+
+        kept = self.items[~self.items["fact_id"].isin(exclude)]
+        scored = answer_logliks(model, tokenizer, list(kept["chat"]), self.batch_size)
+        return mc_accuracy(kept.assign(loglik=[s for s, _ in scored])) - held_out("known_mc", self.base, exclude)
+
+
+def trial_bench(bench: Bench, model: str, cache: str | Path, trust_remote_code: bool = False) -> TrialBench:
+    """What trials need to measure their known_mc drop; the base model is measured first (cached)."""
+    base = measure(model, [None], bench, cache, trust_remote_code)[None]["known_mc"]
+    return TrialBench(bench.items["known_mc"], base.items, bench.cfg.batch_size)
+
+
+def benchmark_trials(
+    run: Path, model: str, bench: Bench, results: pd.DataFrame, cache: Path, trust_remote_code: bool = False
+) -> pd.DataFrame:
+    """`results` with bench_<task> and bench_<task>_delta of every finished trial, stored as
+    results.parquet; benchmarks.parquet records every score and its task config."""
+    finished = results[results["adapter"].notna() & results["error"].isna()]
+    measured = measure(model, [None, *finished["adapter"]], bench, cache, trust_remote_code)
+    base = measured[None]
+    records = {}
+    for trial in finished.itertuples():
+        # The mix as evaluate_trials stored it: its facts are not held out from this trial.
+        exclude = set(pd.read_parquet(run / "mixes" / f"{trial.trial}.parquet")["fact_id"])
+        scores = {}
+        for task in bench.cfg.tasks:
+            got = measured[trial.adapter][task]
+            if task in BUILTIN:
+                scores[task] = (held_out(task, got.items, exclude), held_out(task, base[task].items, exclude))
+            else:
+                scores[task] = (got.info["score"], base[task].info["score"])
+        records[trial.trial] = bench_record(scores)
+    trial_of = dict(zip(finished["adapter"], finished["trial"]))
+    log = pd.DataFrame(
+        [
+            {"trial": trial_of.get(adapter, "base"), **{c: m.info.get(c) for c in LOG_COLUMNS}}
+            for adapter, tasks in measured.items()
+            for m in tasks.values()
+        ]
+    )
+    log.astype({"version": str}).to_parquet(run / "benchmarks.parquet", index=False)
+    results = merge_records(results, records)
+    results.to_parquet(run / "results.parquet", index=False)
+    return results
