@@ -83,6 +83,8 @@ def validate_facts(df: pd.DataFrame, source: str = "facts") -> pd.DataFrame:
         if pop is not None and not (isinstance(pop, float) and pd.isna(pop)) and pop not in POPULARITY:
             raise FactError(source, i, "popularity", f"{pop!r} is not one of {POPULARITY}")
         paras = r["paraphrases"]
+        if isinstance(paras, str):  # iterating it would keep single characters
+            raise FactError(source, i, "paraphrases", "must be a list of strings")
         r["paraphrases"] = [] if paras is None or (isinstance(paras, float) and pd.isna(paras)) else [
             p.strip() for p in paras if isinstance(p, str) and p.strip()
         ]

@@ -31,6 +31,7 @@ def test_round_trip_keeps_schema_and_cleans_aliases(tmp_path):
         ({"aliases": "Mira"}, "aliases"),
         ({"fact_id": "a"}, "fact_id"),
         ({"popularity": "famous"}, "popularity"),
+        ({"paraphrases": "Oru was written by whom?"}, "paraphrases"),
     ],
 )
 def test_bad_rows_name_source_row_and_field(over, field):
