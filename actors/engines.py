@@ -8,12 +8,17 @@ only on that path.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+
+# peft 0.21 (the newest release) still reads transformers' deprecated
+# `is_gradient_checkpointing` whenever it wraps a model; our own calls use the new names.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 # Below this many shared tokens, computing the prefix once is not worth a cache copy.
 MIN_SHARED_PREFIX = 8
@@ -183,7 +188,7 @@ class TransformersEngine:
         cache = None
         if shared:
             prefix = DynamicCache()
-            self.model(input_ids=torch.tensor([rows[0][:shared]], device=self.device), past_key_values=prefix, use_cache=True)
+            self.model(input_ids=torch.tensor([rows[0][:shared]], device=self.device), cache=prefix, use_cache=True)
             # A preallocated cache, written in place: a DynamicCache copies the whole
             # batch-repeated prefix at every step (as costly as the linear layers here).
             cache = StaticCache(config=self.model.config, max_cache_len=shared + width + max_new_tokens)
@@ -195,7 +200,7 @@ class TransformersEngine:
         gen = self.model.generate(
             input_ids=input_ids.to(self.device),
             attention_mask=mask.to(self.device),
-            past_key_values=cache,
+            cache=cache,
             max_new_tokens=max_new_tokens,
             pad_token_id=pad,
             **run,

@@ -1,8 +1,9 @@
-"""One LoRA trial: train a peft adapter on a mix, measure after every epoch, checkpoint.
+"""One LoRA trial: train a peft adapter on a mix, measure before the first step (epoch 0)
+and after every epoch, checkpoint each.
 
 Knows nothing of Ray Tune: the caller passes `evaluate` (metrics from an engine over
-the adapter being trained) and `report` (metrics plus the checkpoint folder), and a
-checkpoint to resume from. grid/tune.py wires these to Tune.
+the adapter being trained, and the epoch) and `report` (metrics plus the checkpoint
+folder), and a checkpoint to resume from. grid/tune.py wires these to Tune.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ IGNORE = -100  # label id that the loss skips
 
 
 class LoraSettings(BaseModel):
-    """The `lora:` section. Defaults are the paper's (PROTOCOL.md §4)."""
+    """The `lora:` section. Defaults are the paper's (docs/protocol.md §4); the optimizer's
+    are the Hugging Face Trainer's, which the authors' code trained with (§7)."""
 
     model_config = ConfigDict(extra="forbid")
     rank: int = Field(1, ge=1)
@@ -34,6 +36,9 @@ class LoraSettings(BaseModel):
     # The paper's code takes the loss over the whole sequence; masking the prompt
     # leaves only the answer tokens in the loss.
     mask_prompt: bool = False
+    weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay")
+    max_grad_norm: float | None = Field(1.0, ge=0, description="clip the gradients' global norm to this; None or 0: no clipping")
+    group_by_length: bool = Field(True, description="batches of near-equal length, as the Trainer's LengthGroupedSampler makes them")
 
 
 def encode(tokenizer, chats: list[list[dict]], mask_prompt: bool) -> list[tuple[list[int], list[int]]]:
@@ -59,12 +64,42 @@ def collate(examples, pad_id: int, device) -> dict:
     return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
 
 
+def epoch_order(lengths: list[int], batch_size: int, group_by_length: bool) -> list[int]:
+    """The order of the examples in one epoch, from torch's global RNG (seeded per epoch).
+
+    group_by_length is the HF Trainer's get_length_grouped_indices: a random permutation
+    cut into megabatches of min(50, n // (4 x batch_size)) batches, each sorted by length,
+    longest first, and the longest example of all moved to the front (out of memory early,
+    if ever). Consecutive batches then pad little."""
+    order = torch.randperm(len(lengths)).tolist()
+    if not group_by_length:
+        return order
+    size = max(1, min(len(lengths) // (batch_size * 4), 50)) * batch_size
+    megabatches = [sorted(order[i : i + size], key=lambda i: lengths[i], reverse=True) for i in range(0, len(order), size)]
+    top = max(range(len(megabatches)), key=lambda m: lengths[megabatches[m][0]])
+    megabatches[0][0], megabatches[top][0] = megabatches[top][0], megabatches[0][0]
+    return [i for megabatch in megabatches for i in megabatch]
+
+
+def make_optimizer(params, settings: LoraSettings) -> torch.optim.AdamW:
+    return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def optimizer_step(optimizer, schedule, params: list, max_grad_norm: float | None) -> None:
+    """Clip the gradients (the Trainer clips at 1.0), step, and clear them."""
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad()
+
+
 def train_adapter(
     model: str,
     chats: list[list[dict]],
     settings: LoraSettings,
     seed: int,
-    evaluate: Callable[[TransformersEngine], dict],
+    evaluate: Callable[[TransformersEngine, int], dict],
     report: Callable[[dict, Path], None],
     resume: Path | None = None,
     eval_batch_size: int = 256,
@@ -91,7 +126,8 @@ def train_adapter(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = encode(tokenizer, chats, settings.mask_prompt)
     steps = math.ceil(len(examples) / settings.batch_size)
-    optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=settings.lr)
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, settings)
     schedule = get_linear_schedule_with_warmup(optimizer, 0, steps * settings.epochs)
     start = 0
     if resume is not None:
@@ -102,24 +138,34 @@ def train_adapter(
         start = state["epoch"]
     engine = TransformersEngine(net, tokenizer, eval_batch_size)
 
+    def checkpoint(metrics: dict) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            net.save_pretrained(tmp)  # safetensors
+            state = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": metrics["epoch"]}
+            torch.save(state, Path(tmp) / "trainer_state.pt")
+            report(metrics, Path(tmp))
+
+    if resume is None:
+        # Epoch 0: a fresh adapter (B = 0) is the base model, measured by the engine that
+        # measures every later epoch; its loss is the base model's on the mix.
+        net.eval()
+        size = settings.batch_size
+        with torch.no_grad():
+            losses = [net(**collate(examples[i : i + size], pad_id, device)).loss.item() for i in range(0, len(examples), size)]
+        checkpoint({"epoch": 0, "loss": sum(losses) / len(losses), **evaluate(engine, 0)})
+
+    lengths = [len(ids) for ids, _ in examples]
     for epoch in range(start, settings.epochs):
         # Seeded per epoch, so a trial resumed from epoch e trains as if never stopped.
         torch.manual_seed(seed * 1000 + epoch)
-        order = torch.randperm(len(examples)).tolist()
         net.train()
         losses = []
+        order = epoch_order(lengths, settings.batch_size, settings.group_by_length)
         for s in range(steps):
-            batch = collate([examples[i] for i in order[s * settings.batch_size : (s + 1) * settings.batch_size]], pad_id, device)
-            loss = net(**batch).loss
+            batch = order[s * settings.batch_size : (s + 1) * settings.batch_size]
+            loss = net(**collate([examples[i] for i in batch], pad_id, device)).loss
             loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
+            optimizer_step(optimizer, schedule, params, settings.max_grad_norm)
             losses.append(loss.item())
         net.eval()
-        metrics = {"epoch": epoch + 1, "loss": sum(losses) / len(losses), **evaluate(engine)}
-        with tempfile.TemporaryDirectory() as tmp:
-            net.save_pretrained(tmp)  # safetensors
-            state = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": epoch + 1}
-            torch.save(state, Path(tmp) / "trainer_state.pt")
-            report(metrics, Path(tmp))
+        checkpoint({"epoch": epoch + 1, "loss": sum(losses) / len(losses), **evaluate(engine, epoch + 1)})

@@ -1,4 +1,4 @@
-"""How the model answers, beyond right and wrong (PROTOCOL.md §5): refusals, answer
+"""How the model answers, beyond right and wrong (docs/protocol.md §5): refusals, answer
 diversity, exploded answers and the reasons behind each knowledge shift.
 
 Answer-level metrics read a generations frame (fact_id, prompt_set, sample, answer,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.scoring import HIGHLY_KNOWN, UNKNOWN, AliasMatcher, Substrings
 from analysis.shifts import direction, paired
 
 # The paper's absolute threshold, 850 answers of its 210,360 greedy answers
@@ -16,6 +17,12 @@ from analysis.shifts import direction, paired
 PAPER_EXPLODED_SHARE = 850 / 210_360
 
 REASONS = ("non_refusal", "exploded", "target_based", "domain")
+# The reasons that read the fact's answer. `domain` is a property of the fact alone: with
+# few domains (the micro-world has four) every shifted fact shares one with the mix by
+# chance, so it is compared with that chance share and does not count as explaining a shift.
+ANSWER_REASONS = ("non_refusal", "exploded", "target_based")
+# The paper's notebook counts reasons only for these moves, over all facts.
+PAPER_MOVES = {"positive": (UNKNOWN, HIGHLY_KNOWN), "negative": (HIGHLY_KNOWN, UNKNOWN)}
 
 
 def normalize(text: pd.Series) -> pd.Series:
@@ -107,10 +114,45 @@ def main_answer(generations: pd.DataFrame) -> pd.Series:
     return stats.drop_duplicates("fact_id").set_index("fact_id")["answer"]
 
 
-def _contains_any(text: str, needles: set[str], lengths: list[int]) -> bool:
-    """Whether some needle is a substring of `text`: each substring of a needle's length
-    is looked up, which stays fast with tens of thousands of needles."""
-    return any(text[i : i + n] in needles for n in lengths for i in range(len(text) - n + 1))
+def _domains(facts: pd.DataFrame) -> pd.Series | None:
+    """Each fact's relation domain (NA where it has none), indexed by fact_id; None when
+    no fact has one (the paper's released dataset has no domain column)."""
+    if "domain" not in facts.columns:
+        return None
+    domains = facts.set_index("fact_id")["domain"]
+    domains = domains.where(domains.notna() & (domains.astype(str).str.strip() != ""))
+    return None if domains.isna().all() else domains
+
+
+def domain_count(facts: pd.DataFrame) -> int:
+    """How many distinct relation domains the facts have; 0: the domain reason is not measured."""
+    domains = _domains(facts)
+    return 0 if domains is None else int(domains.nunique())
+
+
+def same_domain(fact_ids, facts: pd.DataFrame, trained) -> pd.Series:
+    """Whether each fact's relation domain is the domain of a trained fact (False for a
+    fact without a domain); all NA (not measured) when no fact has a domain."""
+    index = pd.Index(list(fact_ids), name="fact_id")
+    domains = _domains(facts)
+    if domains is None:
+        return pd.Series(pd.NA, index=index, dtype="boolean")
+    trained_domains = set(domains[domains.index.isin(list(trained))].dropna())
+    return pd.Series(domains.reindex(index).isin(trained_domains).to_numpy(), index=index, dtype="boolean")
+
+
+def domain_chance(after: pd.DataFrame, facts: pd.DataFrame, trained) -> float:
+    """The share of evaluated facts outside the mix whose domain is a trained fact's: the
+    `domain` share a shift would show if domains had nothing to do with it. NaN when no
+    fact has a domain."""
+    outside = after.loc[~after["fact_id"].isin(list(trained)), "fact_id"]
+    return _share(same_domain(outside, facts, trained))
+
+
+def _share(flags: pd.Series) -> float:
+    """The share of True among the flags; NaN for no flags or flags not measured (NA)."""
+    flags = flags.dropna()
+    return float(flags.astype(bool).mean()) if len(flags) else float("nan")
 
 
 def shift_reasons(before, after, generations, facts, trained, exploded) -> pd.DataFrame:
@@ -124,9 +166,10 @@ def shift_reasons(before, after, generations, facts, trained, exploded) -> pd.Da
     The fact's new answer is its `main_answer` after training. Reasons:
       non_refusal   the base model refused it (corrected) and the adapter does not;
       exploded      the new answer is an exploded one;
-      target_based  the new answer is an answer of a trained fact, by the scoring rule
-                    (a normalized alias of that fact is a substring of it);
-      domain        its relation domain is the domain of a trained fact.
+      target_based  the new answer is an answer of a trained fact, by the corrected
+                    scoring rule (scoring.AliasMatcher over every trained fact's aliases);
+      domain        its relation domain is the domain of a trained fact (NA, not
+                    measured, when no fact has a domain).
     One row per shifted fact, indexed by fact_id: before, after, direction (+1/-1),
     answer, then one boolean column per reason.
     """
@@ -138,27 +181,70 @@ def shift_reasons(before, after, generations, facts, trained, exploded) -> pd.Da
 
     refused_before = before.set_index("fact_id")["refused"].reindex(pairs.index).astype(bool)
     refused_after = after.set_index("fact_id")["refused"].reindex(pairs.index).astype(bool)
-
-    table = facts.set_index("fact_id")
-    in_mix = table.loc[table.index.isin(trained)]
-    # Aliases normalized as scoring.is_correct does; an empty one would match every answer.
-    targets = {a.strip().lower() for aliases in in_mix["aliases"] for a in aliases if a.strip()}
-    lengths = sorted({len(t) for t in targets})
-    trained_domains = set(in_mix["domain"].dropna())
+    in_mix = facts[facts["fact_id"].isin(trained)]
+    targets = AliasMatcher([a for aliases in in_mix["aliases"] for a in aliases])
 
     reasons = pairs.assign(answer=answer)
     reasons["non_refusal"] = refused_before & ~refused_after
     reasons["exploded"] = answer.isin(list(exploded))
-    reasons["target_based"] = [isinstance(a, str) and _contains_any(a, targets, lengths) for a in answer]
-    reasons["domain"] = table["domain"].reindex(pairs.index).isin(list(trained_domains))
+    reasons["target_based"] = [isinstance(a, str) and targets(a) for a in answer]
+    reasons["domain"] = same_domain(pairs.index, facts, trained).to_numpy()
     return reasons
 
 
 def reason_shares(reasons: pd.DataFrame) -> dict:
     """The share of shifts each reason explains (they overlap, so the shares may sum
-    past 1), the share no reason explains, and the number of shifts."""
+    past 1; `domain` NaN when not measured), the share no answer-based reason
+    (ANSWER_REASONS) explains, and the number of shifts."""
     n = len(reasons)
-    shares = {reason: float(reasons[reason].mean()) if n else float("nan") for reason in REASONS}
-    explained = reasons[list(REASONS)].any(axis=1)
+    shares = {reason: _share(reasons[reason]) for reason in REASONS}
+    explained = reasons[list(ANSWER_REASONS)].any(axis=1)
     shares["unexplained"] = float((~explained).mean()) if n else float("nan")
     return {"shifts": n, **shares}
+
+
+def paper_shift_reasons(before, after, generations, facts, trained, new, exploded) -> pd.DataFrame:
+    """The reasons as the authors' notebook counts them (docs/protocol.md §7): for the
+    UK->HK (positive) and HK->UK (negative) moves only, over all facts, trained ones
+    included. Each reason reads the raw greedy output of prompt set 0 after training:
+      non_refusal   the base model's paper refusal (`refused_paper`) is gone after training;
+      exploded      an exploded answer string (the paper's absolute threshold,
+                    PAPER_EXPLODED_SHARE) is a substring of the lower-cased output;
+      target_based  aliases[0], as written, of a trained Unknown fact (`new`) is a
+                    substring of the output;
+      domain        as in shift_reasons (NA when no fact has a domain).
+    `generations` is the adapter's generations frame (with `output`); `trained` every
+    fact of the mix, `new` its Unknown facts; `exploded` the exploded answer strings.
+    One row per such fact, indexed by fact_id: before, after, move (positive |
+    negative), output, then the reason flags.
+    """
+    if "output" not in generations.columns:
+        raise ValueError("paper_shift_reasons: the generations frame has no `output` column (the raw outputs it reads)")
+    pairs = paired(before, after)
+    moves = {pair: name for name, pair in PAPER_MOVES.items()}
+    pairs = pairs.assign(move=[moves.get(pair) for pair in zip(pairs["before"], pairs["after"])]).dropna(subset=["move"])
+
+    first = generations[(generations["sample"] == 0) & (generations["prompt_set"] == 0)]
+    output = first.set_index("fact_id")["output"].reindex(pairs.index).fillna("").astype(str)
+    refused_before = before.set_index("fact_id")["refused_paper"].reindex(pairs.index).astype(bool)
+    refused_after = after.set_index("fact_id")["refused_paper"].reindex(pairs.index).astype(bool)
+    aliases = facts.set_index("fact_id")["aliases"]
+    targets = Substrings(str(aliases[f][0]) for f in pd.unique(pd.Series(list(new))) if len(aliases[f]))
+    collapsed = Substrings(exploded)
+
+    reasons = pairs.assign(output=output)
+    reasons["non_refusal"] = refused_before & ~refused_after
+    reasons["exploded"] = [collapsed(o.lower()) for o in output]
+    reasons["target_based"] = [targets(o) for o in output]
+    reasons["domain"] = same_domain(pairs.index, facts, trained).to_numpy()
+    return reasons
+
+
+def paper_reason_shares(reasons: pd.DataFrame) -> dict:
+    """Per paper move, the share of its facts each reason flags, keyed `{reason}_{move}`
+    (move positive: UK->HK, negative: HK->UK); NaN for a move no fact made."""
+    return {
+        f"{reason}_{move}": _share(reasons.loc[reasons["move"] == move, reason])
+        for move in PAPER_MOVES
+        for reason in REASONS
+    }

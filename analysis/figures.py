@@ -32,8 +32,9 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def reliability_per_epoch(history: pd.DataFrame, results: pd.DataFrame, path: Path) -> Path:
-    """Figure 2: reliability after each epoch, one line per setting (mean over seeds,
-    band min-max), one panel per extra kind."""
+    """Figure 2: reliability after each epoch, from epoch 0 (before the first step: the base
+    model, measured by the trainer's engine), one line per setting (mean over seeds, band
+    min-max), one panel per extra kind."""
     keys = setting_columns(results)
     frame = history.merge(results[["trial", *keys]], on="trial")
     kinds = sorted(frame["extra"].unique())
@@ -117,14 +118,16 @@ def transition_heatmaps(transitions: pd.DataFrame, results: pd.DataFrame, path: 
 
 
 def pareto_front_plot(results: pd.DataFrame, front: pd.DataFrame, path: Path) -> Path:
-    """A search's trials by negative shift (on the probe set, as the search saw it) and
-    reliability, the trials of the Pareto front joined."""
+    """A search's trials by negative shift of the facts outside the mix and reliability, both
+    re-measured on the whole corpus after training (as grid/tune.py's pareto_front ranks
+    them), the trials of the Pareto front joined."""
+    shift = "negative_shift_untrained"
     fig = Figure(layout="constrained", figsize=(5, 4))
     ax = fig.subplots()
-    ax.scatter(results["negative_shift"], results["reliability"], color="grey", label="trial")
-    front = results[results["trial"].isin(front["trial"])].sort_values("negative_shift")
-    ax.plot(front["negative_shift"], front["reliability"], color="tab:red", marker="o", label="Pareto front")
-    ax.set(xlabel="negative shift", ylabel="reliability", title="negative shift against reliability")
+    ax.scatter(results[shift], results["reliability"], color="grey", label="trial")
+    front = results[results["trial"].isin(front["trial"])].sort_values(shift)
+    ax.plot(front[shift], front["reliability"], color="tab:red", marker="o", label="Pareto front")
+    ax.set(xlabel="negative shift (facts outside the mix)", ylabel="reliability", title="negative shift against reliability")
     ax.legend(fontsize="small")
     return _save(fig, path)
 

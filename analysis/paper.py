@@ -1,4 +1,4 @@
-"""The paper's headline numbers (PROTOCOL.md §6), as data for the side-by-side table.
+"""The paper's headline numbers (docs/protocol.md §6), as data for the side-by-side table.
 
 Pletenev et al. 2025, Llama-3.1-8B-Instruct on 21,036 DBpedia questions. Settings are
 keyed by this project's names: unknown, extra, ratio. A mix with ratio 0 is the same
@@ -10,6 +10,8 @@ import pandas as pd
 
 HK, PARA = "HighlyKnown", "paraphrase"
 RATIOS = (0, 1, 10)
+# The facts the paper evaluated: its shift counts are shares of these.
+PAPER_FACTS = 21_036
 
 # Table 2, reliability: per unknown count, +0/+1/+10 HighlyKnown then +0/+1/+10 paraphrases.
 _TABLE2 = {
@@ -34,7 +36,8 @@ _TABLE5 = {
 
 def paper_results() -> pd.DataFrame:
     """One row per paper setting: unknown, extra, ratio, reliability,
-    unknown_to_highly_known, highly_known_to_unknown (NaN where the paper gives none)."""
+    unknown_to_highly_known, highly_known_to_unknown (counts), and the same counts as
+    shares of the PAPER_FACTS facts (`*_share`); NaN where the paper gives none."""
     rows = {}
     for unknown, values in _TABLE2.items():
         for i, value in enumerate(values):
@@ -45,6 +48,8 @@ def paper_results() -> pd.DataFrame:
                 **rows.get((unknown, extra, ratio), {}),
                 "unknown_to_highly_known": up,
                 "highly_known_to_unknown": down,
+                "unknown_to_highly_known_share": up / PAPER_FACTS,
+                "highly_known_to_unknown_share": down / PAPER_FACTS,
             }
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index = frame.index.set_names(["unknown", "extra", "ratio"])

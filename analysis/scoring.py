@@ -1,4 +1,5 @@
-"""Scoring answers and categorizing facts (PROTOCOL.md §2; refusal as in §5).
+"""Scoring answers and categorizing facts (docs/protocol.md §2; refusal as in §5; the
+`scoring.match` switch in §7).
 
 Pure pandas, no Ray and no torch, so every rule here is testable on hand-made frames.
 
@@ -11,8 +12,25 @@ categories (one row per fact):
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+Match = Literal["corrected", "paper"]
+
+
+class ScoringConfig(BaseModel):
+    """The `scoring:` section: which rule decides that an answer is correct.
+
+    corrected (default): an alias is looked for in the extracted answer (extract_answer),
+    a short or numeric alias only as a whole word (AliasMatcher). paper: the authors'
+    code, each lower-cased alias as a plain substring of the whole raw output (label,
+    continuation lines and all), so "us" is found in "Australia" and "1" in "1987".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    match: Match = "corrected"
 
 CATEGORIES = HIGHLY_KNOWN, MAYBE_KNOWN, WEAKLY_KNOWN, UNKNOWN = ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")
 CATEGORY_COLUMNS = ["fact_id", "p_greedy", "p_sample", "category", "refused", "refused_paper", "greedy_answers"]
@@ -54,11 +72,67 @@ def _normalized(aliases) -> list[str]:
     return [a for a in (str(x).strip().lower() for x in (aliases if aliases is not None else [])) if a]
 
 
+# An alias this short (in characters), or one that is a number, is found only as a whole
+# word: as a plain substring "us" is in "australia" and "1" in "1987". Three characters
+# cover the abbreviations ("us", "uk", "nyc") and leave real names ("Oslo") substrings.
+SHORT_ALIAS = 3
+_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)*")
+
+
+def _whole_word(alias: str) -> bool:
+    return len(alias) <= SHORT_ALIAS or bool(_NUMBER.fullmatch(alias))
+
+
+def _bounded(alias: str) -> str:
+    # No letter or digit may touch it; for a number not "1" in "1.5" or "2,000" either.
+    return rf"(?<!\w)(?<!\d[.,]){re.escape(alias)}(?![.,]\d)(?!\w)"
+
+
+class Substrings:
+    """Whether any of a set of strings (empty ones dropped) is a substring of a text,
+    compared as given. Up to _FEW of them each is tested; beyond, each substring of the
+    text of a needle's length is looked up in the set, which stays fast with tens of
+    thousands of needles (all the answers of a large training mix)."""
+
+    _FEW = 32
+
+    def __init__(self, needles):
+        self.needles = {n for n in needles if n}
+        self.lengths = sorted({len(n) for n in self.needles})
+
+    def __call__(self, text: str) -> bool:
+        if len(self.needles) <= self._FEW:
+            return any(n in text for n in self.needles)
+        return any(text[i : i + n] in self.needles for n in self.lengths for i in range(len(text) - n + 1))
+
+
+class AliasMatcher:
+    """The corrected matching rule for a set of aliases (normalized: stripped, lower
+    case, empty ones dropped): an alias is a substring of the lower-cased text, a short
+    or numeric one (_whole_word) only at word boundaries. Built once per set of aliases:
+    scoring builds one per fact, the shift reasons one for all trained answers."""
+
+    def __init__(self, aliases):
+        normalized = set(_normalized(aliases))
+        words = sorted({a for a in normalized if _whole_word(a)}, key=len, reverse=True)
+        self.plain = Substrings(normalized.difference(words))
+        self.words = re.compile("|".join(map(_bounded, words))) if words else None
+
+    def __call__(self, text: str) -> bool:
+        text = text.lower()
+        return self.plain(text) or bool(self.words and self.words.search(text))
+
+
 def is_correct(answer: str, aliases) -> bool:
-    """Any normalized alias (lower-cased, stripped, empty ones dropped) is a substring
-    of the lower-cased answer."""
-    answer = answer.lower()
-    return any(a in answer for a in _normalized(aliases))
+    """The corrected rule (AliasMatcher) on one extracted answer."""
+    return AliasMatcher(aliases)(answer)
+
+
+def is_correct_paper(output: str, aliases) -> bool:
+    """The paper code's rule: a normalized alias is a plain substring of the lower-cased
+    raw output (docs/protocol.md §7)."""
+    output = output.lower()
+    return any(a in output for a in _normalized(aliases))
 
 
 def is_refusal(answer: str) -> bool:
@@ -66,22 +140,33 @@ def is_refusal(answer: str) -> bool:
     return bool(_REFUSAL.search(answer.replace("\u2019", "'")))  # curly apostrophes as in "couldn’t"
 
 
-def is_refusal_paper(answer: str) -> bool:
-    """The paper code's test, reproduced as PROTOCOL.md §5 describes it: the plain,
-    case-sensitive substring "information". categorize applies it to the first prompt
-    set's greedy answer only, as the paper code does."""
-    return "information" in answer
+def is_refusal_paper(output: str) -> bool:
+    """The paper code's test, `('information' or "verify") in greedy[0]`, which Python
+    reads as the plain, case-sensitive substring "information" (docs/protocol.md §5, §7).
+    categorize applies it to the raw output of the first prompt set's greedy answer only,
+    as the paper code does."""
+    return "information" in (output or "")
 
 
-def score_generations(gens: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `gens` with answer, correct and refused added (aliases from `facts`)."""
-    aliases = {f: _normalized(a) for f, a in zip(facts["fact_id"], facts["aliases"])}
+def score_generations(gens: pd.DataFrame, facts: pd.DataFrame, match: Match = "corrected") -> pd.DataFrame:
+    """A copy of `gens` with answer, correct and refused added (aliases from `facts`).
+
+    `match` is the `scoring.match` rule of ScoringConfig: "corrected" scores the
+    extracted answer with AliasMatcher, "paper" the whole raw output by plain substrings.
+    """
+    if match not in ("corrected", "paper"):
+        raise ValueError(f"scoring.match: {match!r} is neither 'corrected' nor 'paper'")
+    aliases = dict(zip(facts["fact_id"], facts["aliases"]))
     missing = sorted(set(gens["fact_id"]) - aliases.keys())
     if missing:
         raise ValueError(f"generations name {len(missing)} facts absent from the fact table, e.g. {missing[0]!r}")
     out = gens.copy()
     out["answer"] = [extract_answer(o) for o in out["output"]]
-    out["correct"] = [any(a in ans.lower() for a in aliases[f]) for f, ans in zip(out["fact_id"], out["answer"])]
+    if match == "paper":
+        out["correct"] = [is_correct_paper(o or "", aliases[f]) for f, o in zip(out["fact_id"], out["output"])]
+    else:
+        matchers = {f: AliasMatcher(aliases[f]) for f in pd.unique(out["fact_id"])}
+        out["correct"] = [matchers[f](a) for f, a in zip(out["fact_id"], out["answer"])]
     out["refused"] = [is_refusal(a) for a in out["answer"]]
     return out
 
@@ -104,7 +189,7 @@ def categorize(scored: pd.DataFrame) -> pd.DataFrame:
     greedy answers are refusals. A majority, not "any", because one odd exemplar set
     can provoke a decline the model does not hold for the question; not "all",
     because a model that declines on most sets is declining the question.
-    refused_paper: the greedy answer of prompt set 0 contains "information".
+    refused_paper: the raw greedy output of prompt set 0 contains "information".
     """
     dup = scored.duplicated(["fact_id", "prompt_set", "sample"])
     if dup.any():
@@ -125,7 +210,7 @@ def categorize(scored: pd.DataFrame) -> pd.DataFrame:
             "p_greedy": per_fact["correct"].mean(),
             "refused": per_fact["refused"].mean() > 0.5,
             # The paper code's bug, kept on purpose: only the first set's answer is tested.
-            "refused_paper": per_fact["answer"].first().map(is_refusal_paper),
+            "refused_paper": per_fact["output"].first().map(is_refusal_paper),
             "greedy_answers": per_fact["answer"].agg(list),
         }
     ).reindex(counts.index)

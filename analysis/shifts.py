@@ -1,5 +1,5 @@
 """Knowledge shifts and reliability: how the categories of facts move after training
-(PROTOCOL.md §5).
+(docs/protocol.md §5).
 
 Inputs are categories frames, one row per fact (fact_id, p_greedy, category, ...):
 `before` from the base model, `after` from a trained adapter. The evaluated facts are
@@ -104,7 +104,7 @@ def shifts(before, after, trained) -> pd.DataFrame:
 
 def negative_shift(before, after, trained) -> float:
     """The search objective: the share of evaluated facts outside the training mix that
-    moved down. Denominator: all evaluated facts not in the mix (PROTOCOL.md §5)."""
+    moved down. Denominator: all evaluated facts not in the mix (docs/protocol.md §5)."""
     return shift_summary(before, after, exclude=trained)["negative_of_all"]
 
 

@@ -1,4 +1,4 @@
-"""The paper-style tables (PROTOCOL.md §5-6) from results.parquet: mean and min-max over seeds.
+"""The paper-style tables (docs/protocol.md §5-6) from results.parquet: mean and min-max over seeds.
 
 A table is a numeric frame: the setting columns, then per number its mean (`name`),
 `name_min` and `name_max` over the seeds of the setting. That is what the CSV holds;
@@ -10,8 +10,9 @@ import math
 
 import pandas as pd
 
+from analysis.behaviour import PAPER_MOVES, REASONS as REASON_NAMES
 from analysis.benchmarks import PREFIX, base_scores, bench_tasks
-from analysis.paper import paper_results
+from analysis.paper import PAPER_FACTS, paper_results
 from analysis.trial_analysis import SCOPES
 
 # What makes a setting: the grid's mix, and the LoRA settings a search varies.
@@ -32,9 +33,20 @@ BEHAVIOUR = [
 REASONS = [
     "unknown_to_highly_known",
     "highly_known_to_unknown",
-    *(f"reason_{r}" for r in ("non_refusal", "exploded", "target_based", "domain", "unexplained")),
+    "domains",
+    *(f"reason_{r}" for r in ("non_refusal", "exploded", "target_based", "domain", "domain_expected", "unexplained")),
 ]
-PAPER = ["reliability", "unknown_to_highly_known", "highly_known_to_unknown"]
+PAPER_REASONS = [
+    "unknown_to_highly_known",
+    "highly_known_to_unknown",
+    "domains",
+    *(f"paper_reason_{r}_{move}" for move in PAPER_MOVES for r in REASON_NAMES),
+]
+# Shares, never counts: a run's corpus is not the paper's 21,036 facts.
+PAPER = ["reliability", "unknown_to_highly_known_share", "highly_known_to_unknown_share"]
+# Cells of these columns read "not measured" in a row whose `domains` is 0: no fact has a
+# domain (the paper's released dataset), so the domain reason was not measured.
+NOT_MEASURED = tuple(c for c in (*REASONS, *PAPER_REASONS) if "_domain" in c)
 
 
 def setting_columns(results: pd.DataFrame) -> list[str]:
@@ -81,12 +93,20 @@ def behaviour_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def reason_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Table 5: UK->HK and HK->UK counts, and the share of shifts outside the mix each reason explains."""
+    """Table 5: UK->HK and HK->UK counts, and the share of shifts outside the mix each reason
+    explains (reason_domain beside reason_domain_expected, its share by chance)."""
     return over_seeds(results, REASONS)
 
 
+def paper_reason_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Table 5 as the paper's notebook counts it: UK->HK and HK->UK counts over all facts,
+    and the share of each move (positive: UK->HK, negative: HK->UK) each reason flags."""
+    return over_seeds(results, PAPER_REASONS)
+
+
 def paper_table(results: pd.DataFrame) -> pd.DataFrame:
-    """The run beside the paper (`name_paper`), for the settings both have; empty if none."""
+    """The run beside the paper (`name_paper`), for the settings both have; empty if none.
+    Shift counts are compared as shares of the facts evaluated (the paper's: of PAPER_FACTS)."""
     ours = over_seeds(results, PAPER)
     both = ours.merge(paper_results().rename(columns={m: f"{m}_paper" for m in PAPER}), on=["unknown", "extra", "ratio"])
     metrics = [m for m in PAPER if m in ours.columns]
@@ -111,14 +131,24 @@ TABLES = {
     ),
     "table4_behaviour": ("Table 4: refusals and answer diversity", behaviour_table),
     "table5_reasons": (
-        "Table 5: shift counts and the share of shifts outside the mix each reason explains",
+        "Table 5: shift counts and the share of shifts outside the mix each reason explains "
+        "(domain: beside domain_expected, the share by chance; unexplained: no answer-based reason)",
         reason_table,
+    ),
+    "table5_paper_reasons": (
+        "Table 5, the paper's way: UK->HK and HK->UK over all facts, trained ones included, and the share "
+        "of each move (positive UK->HK, negative HK->UK) each reason flags in the raw output of prompt set 0",
+        paper_reason_table,
     ),
     "table7_benchmarks": (
         "Table 7: benchmarks of the base model and the adapters, and the change (on the facts outside each mix)",
         bench_table,
     ),
-    "paper": ("This run beside the paper (Llama-3.1-8B-Instruct, 21,036 facts), where the settings match", paper_table),
+    "paper": (
+        f"This run beside the paper (Llama-3.1-8B-Instruct, {PAPER_FACTS:,} facts), where the settings match; "
+        "shifts as shares of the facts evaluated",
+        paper_table,
+    ),
 }
 
 
@@ -132,19 +162,28 @@ def _number(x) -> str:
     return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
 
 
+def _cell(mean, lo=None, hi=None) -> str:
+    """"mean (min–max)", the mean alone where min = max or there is no range."""
+    if lo is None or pd.isna(lo) or lo == hi:
+        return _number(mean)
+    return f"{_number(mean)} ({_number(lo)}–{_number(hi)})"
+
+
 def display(table: pd.DataFrame) -> pd.DataFrame:
-    """Cells as text, each (mean, min, max) triple as "mean (min–max)"; min = max shows the mean alone."""
+    """Cells as text, each (mean, min, max) triple as "mean (min–max)"; min = max shows the
+    mean alone; a NOT_MEASURED column reads "not measured" where the row's `domains` is 0."""
     out = {}
+    unmeasured = table["domains"].eq(0) if "domains" in table.columns else pd.Series(False, index=table.index)
     for column in table.columns:
         if column.endswith(("_min", "_max")) and column[:-4] in table.columns:
             continue
         if f"{column}_min" in table.columns:
-            out[column] = [
-                _number(mean) if lo == hi or pd.isna(lo) else f"{_number(mean)} ({_number(lo)}–{_number(hi)})"
-                for mean, lo, hi in zip(table[column], table[f"{column}_min"], table[f"{column}_max"])
-            ]
+            cells = [_cell(*triple) for triple in zip(table[column], table[f"{column}_min"], table[f"{column}_max"])]
         else:
-            out[column] = [_number(x) for x in table[column]]
+            cells = [_cell(x) for x in table[column]]
+        if column in NOT_MEASURED:
+            cells = ["not measured" if no else cell for cell, no in zip(cells, unmeasured)]
+        out[column] = cells
     return pd.DataFrame(out, columns=list(out))
 
 

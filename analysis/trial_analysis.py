@@ -1,4 +1,4 @@
-"""One trial's findings (PROTOCOL.md §5), from the base model's and the adapter's
+"""One trial's findings (docs/protocol.md §5), from the base model's and the adapter's
 categorization of the whole corpus. Pure pandas: grid/evaluate.py runs it in Ray tasks.
 
 `analyze_trial` returns a record of numbers, added to the trial's row of
@@ -15,6 +15,8 @@ Record keys (scope `all`: every fact; `untrained`: every fact outside the traini
                                       ... as a share of the facts that could make the move
   unknown_to_highly_known, highly_known_to_unknown
                                       transition counts over all facts (the paper's Table 5)
+  unknown_to_highly_known_share, highly_known_to_unknown_share
+                                      the same over facts_all: what compares with the paper
   refused_{when}, refused_share_{when}, refused_paper_{when}, refused_paper_share_{when}
   distinct_answers_{when}, answer_count_mean_{when}, answer_count_std_{when}
                                       refusals and diversity, `when` before or after training
@@ -22,6 +24,17 @@ Record keys (scope `all`: every fact; `untrained`: every fact outside the traini
                                       answers exploded under the paper's share / the base ratio
   reason_{non_refusal, exploded, target_based, domain, unexplained}
                                       share of the shifts outside the mix each reason explains
+                                      (behaviour.shift_reasons: exploded by the base-relative
+                                      threshold; unexplained: no answer-based reason; domain
+                                      NaN when no fact has a domain)
+  reason_domain_expected              the share of facts outside the mix in a trained domain:
+                                      what reason_domain would be by chance
+  domains                             distinct relation domains of the facts (0: no fact has
+                                      one, and the domain reasons are not measured)
+  paper_reason_{non_refusal, exploded, target_based, domain}_{positive, negative}
+                                      the paper notebook's reasons (behaviour.paper_shift_reasons):
+                                      share of the UK->HK (positive) / HK->UK (negative) moves of
+                                      all facts, trained included, each reason flags
 """
 from __future__ import annotations
 
@@ -29,7 +42,18 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.behaviour import PAPER_EXPLODED_SHARE, diversity, exploded_answers, reason_shares, refusals, shift_reasons
+from analysis.behaviour import (
+    PAPER_EXPLODED_SHARE,
+    diversity,
+    domain_chance,
+    domain_count,
+    exploded_answers,
+    paper_reason_shares,
+    paper_shift_reasons,
+    reason_shares,
+    refusals,
+    shift_reasons,
+)
 from analysis.scoring import HIGHLY_KNOWN, UNKNOWN
 from analysis.shifts import reliability, shift_summary, transition_matrix
 
@@ -45,6 +69,7 @@ class TrialAnalysis:
     record: dict  # the numbers above
     transitions: pd.DataFrame  # scope, before, after, count: both scopes' full transition matrix
     reasons: pd.DataFrame  # one row per shifted fact outside the mix (behaviour.shift_reasons)
+    paper_reasons: pd.DataFrame  # one row per UK->HK or HK->UK fact (behaviour.paper_shift_reasons)
     exploded: pd.DataFrame  # exploded answers: threshold (absolute | relative), answer, count, share, ...
 
 
@@ -73,8 +98,9 @@ def analyze_trial(
     mix: pd.DataFrame,
 ) -> TrialAnalysis:
     """before/after: categories frames of the base model and the adapter over the same
-    facts; *_generations: their scored generations; mix: fact_id, role ("new" for the
-    Unknown facts learned, else the extra kind) of the training mix."""
+    facts; *_generations: their scored generations (with the raw `output`, which the
+    paper's reasons read); mix: fact_id, role ("new" for the Unknown facts learned, else
+    the extra kind) of the training mix."""
     trained = set(mix["fact_id"])
     new = mix.loc[mix["role"] == "new", "fact_id"].unique()
     exclude = {"all": (), "untrained": trained}
@@ -89,6 +115,8 @@ def analyze_trial(
     every = transitions[transitions["scope"] == "all"].set_index(["before", "after"])["count"]
     record["unknown_to_highly_known"] = int(every[UNKNOWN, HIGHLY_KNOWN])
     record["highly_known_to_unknown"] = int(every[HIGHLY_KNOWN, UNKNOWN])
+    for move in ("unknown_to_highly_known", "highly_known_to_unknown"):
+        record[f"{move}_share"] = record[move] / record["facts_all"] if record["facts_all"] else float("nan")
 
     for when, categories, generations in (("before", before, before_generations), ("after", after, after_generations)):
         record.update(_when(refusals(categories), when))
@@ -107,7 +135,12 @@ def analyze_trial(
     reasons = shift_reasons(before, after, after_generations, facts, trained, relative.index)
     shares = reason_shares(reasons)
     record.update({f"reason_{key}": value for key, value in shares.items() if key != "shifts"})
-    return TrialAnalysis(record, transitions, reasons, exploded)
+    record["reason_domain_expected"] = domain_chance(after, facts, trained)
+    record["domains"] = domain_count(facts)
+    # The paper's reasons, with its absolute threshold for exploded answers.
+    paper = paper_shift_reasons(before, after, after_generations, facts, trained, new, absolute.index)
+    record.update({f"paper_reason_{key}": value for key, value in paper_reason_shares(paper).items()})
+    return TrialAnalysis(record, transitions, reasons, paper, exploded)
 
 
 def merge_records(results: pd.DataFrame, records: dict[str, dict]) -> pd.DataFrame:

@@ -1,14 +1,18 @@
-"""Categorize every fact for a model (or model + adapter) with Ray Data (PROTOCOL.md §2).
+"""Categorize every fact for a model (or model + adapter) with Ray Data (docs/protocol.md §2).
 
 facts -> few-shot prompts -> a pool of generator actors -> parquet shards -> scoring -> categories.
 
-Results live in `<cache>/categorize/<key>/`, where the key covers the model, the
-adapter, the facts and the protocol. A finished key is read back instead of
-recomputed; an interrupted one keeps every shard it wrote and generates only the
-facts that are missing.
+The raw generations live in `<cache>/categorize/<key>/`, where the key covers what
+changes the generated text: the model, the adapter, the facts' questions, the protocol
+and the engine (its resolved kind and dtype). A finished key is read back instead of
+generated again; an interrupted one keeps every shard it wrote and generates only the
+facts that are missing. Scores and categories are never cached: they are computed from
+the raw outputs every time (cheap pandas), so a change of the scoring code or of
+`scoring.match` can never reuse a stale categorization.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from actors.engines import Decoding, EngineConfig
+from analysis.scoring import ScoringConfig, score_generations
 from analysis.scoring import categorize as categorize_scored
-from analysis.scoring import score_generations
 from grid.cache import digest, frame_fingerprint, path_fingerprint
 from grid.prompts import PromptConfig, build_prompts, protocol_key
 
@@ -42,18 +46,44 @@ class CategorizeConfig(BaseModel):
 
 @dataclass
 class Categorization:
-    generations: pd.DataFrame
+    generations: pd.DataFrame  # scored: fact_id, prompt_set, sample, output, answer, correct, refused
     categories: pd.DataFrame
     key: str
-    cached: bool
+    cached: bool  # the raw generations were read from the cache
 
 
-def categorization_key(model: str, adapter: str | None, facts: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig) -> str:
+GENERATION_COLUMNS = ["fact_id", "prompt_set", "sample", "output"]
+
+
+def resolved_engine(engine: EngineConfig) -> dict:
+    """The engine kind and dtype the generator actors will use, `auto` resolved as they
+    resolve it (actors.engines.pick_engine: vLLM where there is a GPU and vllm is
+    installed; the transformers engine loads bfloat16 on a GPU, float32 on a CPU; vLLM's
+    `auto` is the model's own dtype, which the model's fingerprint covers). Read on the
+    driver: the cluster's GPUs, and vllm as installed here (the cluster runs one image)."""
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0) > 0
+    kind = engine.kind
+    if kind == "auto":
+        kind = "vllm" if gpus and importlib.util.find_spec("vllm") is not None else "transformers"
+    dtype = engine.dtype
+    if dtype == "auto" and kind == "transformers":
+        dtype = "bfloat16" if gpus else "float32"
+    return {"kind": kind, "dtype": dtype}
+
+
+def categorization_key(
+    model: str, adapter: str | None, facts: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig, engine: dict
+) -> str:
+    """The key of the raw generations; `engine` is resolved_engine's answer. The aliases
+    are not part of it: they only score, and scoring happens on every read."""
     return digest(
         path_fingerprint(model),
         path_fingerprint(adapter),
-        frame_fingerprint(facts[["fact_id", "question", "aliases", "relation"]]),
+        frame_fingerprint(facts[["fact_id", "question", "relation"]]),
         protocol_key(prompts, exemplars),
+        engine,
     )
 
 
@@ -67,13 +97,29 @@ def categorize(
     adapter: str | None = None,
     trust_remote_code: bool = False,
     progress: bool = True,
+    scoring: ScoringConfig = ScoringConfig(),
 ) -> Categorization:
-    key = categorization_key(model, adapter, facts, exemplars, prompts)
+    """Generate (or read from the cache) every fact's answers, then score them with
+    `scoring` and categorize."""
+    engine = resolved_engine(cfg.engine)
+    key = categorization_key(model, adapter, facts, exemplars, prompts, engine)
     folder = Path(cache) / "categorize" / key
-    if (folder / "categories.parquet").exists():
-        return Categorization(
-            pd.read_parquet(folder / "generations.parquet"), pd.read_parquet(folder / "categories.parquet"), key, True
-        )
+    cached = (folder / "generations.parquet").exists()
+    if cached:
+        gens = pd.read_parquet(folder / "generations.parquet")
+    else:
+        meta = {"model": model, "adapter": adapter, "facts": len(facts), "prompts": prompts.model_dump(), "engine": engine}
+        gens = generate(facts, exemplars, model, prompts, cfg, folder, meta, adapter, trust_remote_code, progress)
+    gens = score_generations(gens, facts, scoring.match)
+    return Categorization(gens, categorize_scored(gens), key, cached)
+
+
+def generate(
+    facts, exemplars, model, prompts, cfg, folder: Path, meta: dict, adapter, trust_remote_code, progress
+) -> pd.DataFrame:
+    """The raw generations of every fact, generated into `folder`'s shards (those already
+    there are kept) and stored as generations.parquet, which marks the key finished;
+    `meta` (what the key stands for, readable) goes beside them as meta.json."""
     shards = folder / "shards"
     shards.mkdir(parents=True, exist_ok=True)
     per_fact = prompts.sets * (1 + prompts.samples)
@@ -83,22 +129,20 @@ def categorize(
         table = build_prompts(todo, exemplars, prompts)
         generate_shards(table, model, decoding, cfg, shards, adapter, trust_remote_code, progress, desc="categorize")
     gens = read_shards(shards).drop_duplicates(["fact_id", "prompt_set", "sample"])
-    gens = score_generations(gens.sort_values(["fact_id", "prompt_set", "sample"], ignore_index=True), facts)
-    cats = categorize_scored(gens)
-    gens.to_parquet(folder / "generations.parquet", index=False)
-    (folder / "meta.json").write_text(
-        json.dumps({"model": model, "adapter": adapter, "facts": len(facts), "prompts": prompts.model_dump()}, indent=1)
-    )
-    # categories.parquet is written last: its presence marks the key as finished.
-    cats.to_parquet(folder / "categories.parquet", index=False)
-    return Categorization(gens, cats, key, False)
+    gens = gens.sort_values(["fact_id", "prompt_set", "sample"], ignore_index=True)[GENERATION_COLUMNS]
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    # Written last, and renamed into place: its presence marks the key as finished, so a
+    # kill mid-write must not leave a half file under that name.
+    gens.to_parquet(folder / "generations.parquet.tmp", index=False)
+    (folder / "generations.parquet.tmp").replace(folder / "generations.parquet")
+    return gens
 
 
 def read_shards(shards: Path) -> pd.DataFrame:
     """Every generation row written so far under `shards`: fact_id, prompt_set, sample, output."""
     parts = sorted(shards.glob("part-*.parquet"))
     if not parts:
-        return pd.DataFrame(columns=["fact_id", "prompt_set", "sample", "output"])
+        return pd.DataFrame(columns=GENERATION_COLUMNS)
     return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
 
 

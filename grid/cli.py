@@ -22,7 +22,17 @@ def cmd_facts_import(args) -> None:
     from grid.corpus import CorpusConfig, import_facts
 
     overrides = {k: v for k, v in (("source", args.source), ("on_error", args.on_error)) if v}
+    given = {"templates": args.templates, "domains": args.domains, "per_relation": args.per_relation, "seed": args.seed}
+    if dbpedia := {k: v for k, v in given.items() if v is not None}:
+        overrides["dbpedia"] = dbpedia
     import_facts(CorpusConfig.from_path(args.source_path, **overrides), args.out)
+
+
+def cmd_facts_exemplars(args) -> None:
+    from grid.corpus import write_exemplars
+
+    out = write_exemplars(args.source_path, args.out, rows=args.rows, split=args.split)
+    print(f"wrote {out}: the first {args.rows} rows of {args.source_path}")
 
 
 def cmd_facts_paraphrase(args) -> None:
@@ -44,7 +54,7 @@ def cmd_facts_paraphrase(args) -> None:
 
 
 def cmd_categorize(args) -> None:
-    from analysis.scoring import category_distribution
+    from analysis.scoring import category_distribution, reference_agreement
     from grid.config import load_config
     from grid.experiment import categorize_base, resolve_inputs
     from grid.runtime import connect, publish
@@ -53,11 +63,14 @@ def cmd_categorize(args) -> None:
     inputs = resolve_inputs(cfg)
     connect(args.address, min_gpus=args.min_gpus)
     result = categorize_base(cfg, inputs)
+    # Facts with labels (the paper's released Category): how far we reproduce them comes first.
+    agreement = reference_agreement(result.categories, inputs.facts)
+    if agreement is not None:
+        print(f"agreement with reference_category: {agreement.at['all', 'agreement']:.3f} "
+              f"of {agreement.at['all', 'total']} labelled facts (rows: reference, columns: ours)")
+        print(agreement.to_string(float_format="{:.3f}".format))
     print(f"categories of {len(result.categories)} facts ({'cache hit' if result.cached else 'computed'}, key {result.key}):")
     print(category_distribution(result.categories).to_string(float_format="{:.3f}".format))
-    agreement = cfg.run_dir / "categories" / "base_reference_agreement.csv"
-    if agreement.exists():
-        print(f"agreement with reference_category: {agreement}")
     print(f"stored in {cfg.run_dir}")
     if uri := publish(cfg):
         print(f"published to {uri}")
@@ -121,7 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("out", metavar="OUT.parquet")
     imp.add_argument("--source", default=None, help="override the source kind guessed from the path")
     imp.add_argument("--on-error", choices=["raise", "skip"], default=None)
+    imp.add_argument("--templates", metavar="FILE", default=None,
+                     help="DBpedia: JSON relation URI -> question with '_' for the subject (default: the shipped head-to-tail templates)")
+    imp.add_argument("--domains", metavar="FILE", default=None,
+                     help="DBpedia: relation domains from an ontology (.owl or .nt: rdfs:domain, else rdfs:range) or JSON (relation URI -> domain)")
+    imp.add_argument("--per-relation", metavar="N", type=int, default=None,
+                     help="DBpedia: at most N questions per relation and popularity bin (20)")
+    imp.add_argument("--seed", metavar="N", type=int, default=None, help="DBpedia: which subjects are drawn (0)")
     imp.set_defaults(func=cmd_facts_import)
+
+    ex = facts.add_parser("exemplars", help="the few-shot exemplar pool from TriviaQA rows (the paper's: rc train rows 0-39)")
+    ex.add_argument("source_path", metavar="SOURCE", help="TriviaQA rows: JSONL, Parquet or a datasets save_to_disk folder")
+    ex.add_argument("out", metavar="OUT", help="the pool corpus.exemplars names: .jsonl, or .parquet")
+    ex.add_argument("--rows", type=int, default=40, help="the first N rows in file order (40: 10 sets x 4 shots)")
+    ex.add_argument("--split", default="train", help="the split of a DatasetDict folder (train)")
+    ex.set_defaults(func=cmd_facts_exemplars)
 
     para = facts.add_parser("paraphrase", help="add LLM paraphrases of each question (Ray Data), filtered; summary beside OUT")
     para.add_argument("facts_path", metavar="FACTS.parquet")

@@ -16,7 +16,9 @@ from grid.corpus import CorpusConfig
 from grid.paraphrase import ParaphraseConfig
 from grid.prompts import PromptConfig
 from grid.tune import GridConfig, ResourcesConfig, SearchConfig
+from grid.tracking import TrackingConfig
 from actors.trial import LoraSettings
+from analysis.scoring import ScoringConfig
 from grid.world import WorldConfig, cache_root
 
 
@@ -37,6 +39,7 @@ class ExperimentConfig(BaseModel):
     corpus: CorpusConfig = CorpusConfig()
     prompts: PromptConfig = PromptConfig()
     categorize: CategorizeConfig = CategorizeConfig()
+    scoring: ScoringConfig = ScoringConfig()
     # Set: LLM paraphrases fill the Unknown facts' paraphrases before the grid (grid/paraphrase.py).
     paraphrase: ParaphraseConfig | None = None
     lora: LoraSettings = LoraSettings()
@@ -44,6 +47,7 @@ class ExperimentConfig(BaseModel):
     search: SearchConfig = SearchConfig()
     resources: ResourcesConfig = ResourcesConfig()
     bench: BenchConfig = BenchConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @model_validator(mode="after")
     def _search_bench(self) -> ExperimentConfig:
@@ -98,6 +102,14 @@ def parse_config(data: dict, path: str | Path = "<config>") -> ExperimentConfig:
         raise ConfigError(_message(path, err)) from None
 
 
+def yaml_error(path: str | Path, err: yaml.YAMLError) -> str:
+    """One line, FILE:LINE:COL: what is wrong (the way compilers say it; YAML counts from 0)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    what = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p) or str(err)
+    return f"{where}: not valid YAML: {what}"
+
+
 def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
     path = Path(path)
     if not path.exists():
@@ -105,7 +117,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(yaml_error(path, err)) from None
     return parse_config({**(data or {}), **(overrides or {})}, path)
 
 

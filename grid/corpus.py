@@ -22,6 +22,7 @@ import csv
 import gzip
 import json
 import re
+import string
 from dataclasses import asdict, dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -29,10 +30,9 @@ from typing import Any, Container, Iterator, Literal
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from grid.facts import POPULARITY, FactError, clean_aliases, validate_facts, write_facts
+from grid.facts import POPULARITY, FactError, clean_aliases, parquet_file, validate_facts, write_facts
 
 Source = Literal["world", "jsonl", "csv", "parquet", "hf_dataset", "dbpedia"]
 TABLE_SOURCES = ("jsonl", "csv", "parquet", "hf_dataset")
@@ -51,7 +51,7 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "reference_category": ("reference_category", "Category"),  # Category: the paper's
 }
 # Keys of a TriviaQA-style answer object that hold answers. `value` comes first
-# because the first alias is the training target (PROTOCOL.md §3).
+# because the first alias is the training target (docs/protocol.md §3).
 ANSWER_KEYS = ("value", "aliases", "normalized_aliases")
 # Bytes that are not UTF-8 are read as lone surrogates (errors="surrogateescape"),
 # so that the field holding them can be named instead of failing the whole file.
@@ -60,14 +60,35 @@ _EXTENSIONS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".nt": "
 _COMPRESSED = (".bz2", ".gz")
 
 
+DOMAIN_FORMATS = {".json": "json", ".owl": "owl", ".nt": "nt"}  # relation domains: suffix -> format
+
+
 class DBpediaConfig(BaseModel):
     """How a DBpedia dump becomes questions, the head-to-tail way (grid/dbpedia.py)."""
 
     model_config = ConfigDict(extra="forbid")
-    templates: Path | None = None  # JSON: relation URI -> question, "_" for the subject
-    domains: Path | None = None  # JSON: relation URI -> relation domain
+    # JSON: relation URI -> question, "_" for the subject; None: the shipped head-to-tail templates
+    templates: Path | None = None
+    # Relation domains: a DBpedia ontology (.owl RDF/XML or .nt N-Triples; rdfs:domain, else
+    # rdfs:range) or JSON (relation URI -> domain); .bz2/.gz read as they stream. None: no domains.
+    domains: Path | None = None
     per_relation: int = Field(20, ge=1)  # K: at most K questions per relation per popularity bin
     seed: int = 0  # which K are drawn
+
+    @field_validator("domains")
+    @classmethod
+    def _domain_format(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            domain_format(path)
+        return path
+
+
+def domain_format(path: Path) -> str:
+    """The format of a domains file, told by its suffix (before .bz2/.gz)."""
+    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() not in _COMPRESSED]
+    if not suffixes or suffixes[-1] not in DOMAIN_FORMATS:
+        raise ValueError(f"{path}: a domains file is {', '.join(DOMAIN_FORMATS)} (optionally .bz2/.gz)")
+    return DOMAIN_FORMATS[suffixes[-1]]
 
 
 class SourceConfig(BaseModel):
@@ -95,8 +116,8 @@ class SourceConfig(BaseModel):
             raise ValueError(f"path is required for source {self.source!r}")
         if self.columns and self.source not in TABLE_SOURCES:
             raise ValueError(f"columns apply to {', '.join(TABLE_SOURCES)}, not to source {self.source!r}")
-        if self.source == "dbpedia" and self.dbpedia.templates is None:
-            raise ValueError("dbpedia.templates is required for source 'dbpedia' (relation URI -> question)")
+        if self.source != "dbpedia" and self.dbpedia != DBpediaConfig():
+            raise ValueError(f"dbpedia settings apply to source 'dbpedia', not to source {self.source!r}")
         return self
 
     @classmethod
@@ -245,7 +266,7 @@ def _read_csv(cfg: SourceConfig) -> Iterator[tuple[int, dict | RowError]]:
 
 def _read_parquet(cfg: SourceConfig) -> Iterator[tuple[int, dict | RowError]]:
     row = 0
-    for batch in pq.ParquetFile(cfg.path).iter_batches(batch_size=4096):
+    for batch in parquet_file(cfg.path).iter_batches(batch_size=4096):
         for rec in batch.to_pylist():
             yield row, rec
             row += 1
@@ -309,6 +330,12 @@ def _strings(value, field: str, cell: bool) -> list[str]:
     return [s] if s else []
 
 
+def source_stem(path: str | Path) -> str:
+    """A source's name without its data suffixes, the prefix of default fact ids: a dataset
+    folder such as llama-3.1-8B-dbpedia keeps its dots, facts.jsonl.gz becomes facts."""
+    return re.sub(r"(\.(jsonl|json|csv|tsv|parquet|ttl|nt|gz|bz2))+$", "", Path(path).name)
+
+
 def _fact(rec: dict, cfg: SourceConfig, default_id: str) -> dict:
     def get(ours: str):
         col = _column(rec, ours, cfg)
@@ -335,7 +362,7 @@ def _fact(rec: dict, cfg: SourceConfig, default_id: str) -> dict:
 
 
 def _load_table(cfg: SourceConfig, summary: LoadSummary) -> list[dict]:
-    path, stem = str(cfg.path), Path(cfg.path).name.split(".")[0]
+    path, stem = str(cfg.path), source_stem(cfg.path)
     facts, first_row = [], {}
     seen: set[str] = set()
     for row, rec in _READERS[cfg.source](cfg):
@@ -401,11 +428,116 @@ def import_facts(cfg: SourceConfig, out_path: str | Path) -> LoadSummary:
     return summary
 
 
+# --- the few-shot exemplar pool ---------------------------------------------------------------
+
+EXEMPLAR_ROWS = 40  # the paper's pool: TriviaQA rc train rows 0-39, 10 sets of 4 shots
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+# TriviaQA's evaluation treats ASCII punctuation and these quote marks as punctuation.
+_PUNCTUATION = set(string.punctuation) | set("\u2018\u2019\u00b4`")
+
+
+def normalize_answer(answer: str) -> str:
+    """An answer as TriviaQA normalizes it (its normalized_aliases): underscores and
+    punctuation become spaces, lower case, articles a/an/the dropped, spaces collapsed."""
+    answer = answer.replace("_", " ").lower()
+    answer = "".join(" " if ch in _PUNCTUATION else ch for ch in answer)
+    return " ".join(_ARTICLES.sub(" ", answer).split())
+
+
 def load_exemplars(cfg: CorpusConfig) -> pd.DataFrame:
-    """The few-shot exemplar pool (question, aliases, ...) named by `cfg.exemplars`."""
-    if cfg.exemplars is None:
+    """The few-shot exemplar pool named by `cfg.exemplars`, in file order: the fact fields
+    (question, aliases, ...) and normalized_aliases, whose first is what a shot shows by
+    default (docs/protocol.md §2). They are the source's own — a `normalized_aliases`
+    column, as `kgrid facts exemplars` writes it, or that key of TriviaQA answer objects —
+    and otherwise the aliases as TriviaQA normalizes them."""
+    ex = cfg.exemplars
+    if ex is None:
         raise ValueError("corpus.exemplars is not set: name the few-shot exemplar pool (source and path)")
-    df, summary = load_corpus(cfg.exemplars)
-    if summary.skipped:  # the pool is not stored, so the summary is only printed
-        print(summary)
+    if ex.on_error == "skip":
+        raise ValueError("corpus.exemplars.on_error must be 'raise': prompt set i shows pool rows k*i..k*i+k-1, "
+                         "so a skipped row would shift every later set")
+    df, _ = load_corpus(ex)
+    normalized = _source_normalized(ex) if ex.source in _READERS else None
+    df["normalized_aliases"] = normalized or [clean_aliases(map(normalize_answer, a)) for a in df["aliases"]]
     return df
+
+
+def _source_normalized(cfg: SourceConfig) -> list[list[str]] | None:
+    """Each pool row's normalized aliases as the source gives them, in file order (the
+    pool loaded without skipping, so row for row with its facts); None when no row has any."""
+    found = []
+    for row, rec in _READERS[cfg.source](cfg):
+        value = rec.get("normalized_aliases")
+        if value is None:  # TriviaQA answer objects: one, or a list of them
+            answer = rec.get(_column(rec, "aliases", cfg) or "")
+            objects = [a for a in (answer if isinstance(answer, list) else [answer]) if isinstance(a, dict)]
+            value = [v for a in objects for v in (a.get("normalized_aliases") or [])] or None
+        found.append((row, value))
+    if all(value is None for _, value in found):
+        return None
+    pool = []
+    for row, value in found:
+        try:
+            names = clean_aliases(_strings(value, "normalized_aliases", cfg.source == "csv"))
+        except RowError as bad:
+            raise FactError(str(cfg.path), row, bad.field, bad.reason) from None
+        if not names:
+            raise FactError(str(cfg.path), row, "normalized_aliases", "missing or empty, where other rows have them")
+        pool.append(names)
+    return pool
+
+
+def _trivia_exemplar(rec: dict, default_id: str) -> dict:
+    """One TriviaQA row as a pool row: both answer fields a shot can show."""
+    question = text(rec.get("question"), "question")
+    if not question:
+        raise RowError("question", "missing or empty")
+    answer = rec.get("answer")
+    if not isinstance(answer, dict):
+        raise RowError("answer", f"expected a TriviaQA answer object (value, aliases, normalized_aliases, ...), "
+                                 f"got {shorten(answer)}")
+    value = text(answer.get("value"), "answer.value")
+    if not value:
+        raise RowError("answer.value", "missing or empty")
+    normalized = clean_aliases(_strings(answer.get("normalized_aliases"), "answer.normalized_aliases", False))
+    if not normalized:
+        raise RowError("answer.normalized_aliases", "missing or empty: a paper-mode shot shows its first entry")
+    return {
+        "fact_id": text(rec.get("question_id"), "question_id") or default_id,
+        "question": question,
+        "aliases": clean_aliases([value, *_strings(answer.get("aliases"), "answer.aliases", False)]),
+        "normalized_aliases": normalized,
+    }
+
+
+def write_exemplars(source: str | Path, out: str | Path, rows: int = EXEMPLAR_ROWS, split: str = "train") -> Path:
+    """The paper's exemplar pool from TriviaQA rows as the Hugging Face dataset has them
+    (JSONL, Parquet, or a save_to_disk folder, whose split `split` is read): the first
+    `rows` rows in file order, each as fact_id (question_id), question, aliases (answer.value
+    first, then answer.aliases) and normalized_aliases (answer.normalized_aliases as
+    given). Written as JSONL, or Parquet when `out` ends in .parquet."""
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, not {rows}")
+    cfg = SourceConfig.from_path(source, split=split)
+    if cfg.source not in ("jsonl", "parquet", "hf_dataset"):
+        raise ValueError(f"{source}: TriviaQA rows come as JSONL, Parquet or a datasets save_to_disk folder, "
+                         f"not {cfg.source}")
+    stem, pool = source_stem(source), []
+    for row, rec in _READERS[cfg.source](cfg):
+        if len(pool) == rows:
+            break
+        try:
+            if isinstance(rec, RowError):
+                raise rec
+            pool.append(_trivia_exemplar(rec, f"{stem}-{row}"))
+        except RowError as bad:
+            raise FactError(str(cfg.path), row, bad.field, bad.reason) from None
+    if len(pool) < rows:
+        raise FactError(str(cfg.path), "-", "(rows)", f"{len(pool)} rows, the pool needs {rows}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".parquet":
+        pd.DataFrame(pool).to_parquet(out, index=False)
+    else:
+        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pool), encoding="utf-8")
+    return out

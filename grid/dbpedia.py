@@ -12,6 +12,12 @@ twice, for popularity and then for the draw, so a multi-GB file is never held in
 memory: what is held is one number per entity and the K drawn pairs per relation
 and bin. The draw keeps the K pairs with the smallest seeded hash, which does not
 depend on the order of the lines.
+
+Question templates are the Head-to-Tail ones shipped in grid/resources/ unless the
+config names a file. A relation's domain (the "same domain" reason for a shift,
+docs/protocol.md §5) is its rdfs:domain in a DBpedia ontology file, else its
+rdfs:range, as the authors looked both up online (§7); a relation with neither gets
+no domain, and the summary counts such relations.
 """
 from __future__ import annotations
 
@@ -21,16 +27,27 @@ import hashlib
 import heapq
 import json
 import re
+import xml.etree.ElementTree as ET
+from importlib import resources
 from pathlib import Path
-from typing import Iterator
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Iterator
+from urllib.parse import unquote, urljoin
 
 from tqdm import tqdm
 
-from grid.corpus import LoadSummary, RowError, SourceConfig, shorten, text
+from grid.corpus import LoadSummary, RowError, SourceConfig, _open_text, domain_format, shorten, text
 from grid.facts import POPULARITY, FactError, clean_aliases
 
-_TRIPLE = re.compile(r"<([^<>\s]+)>\s+<([^<>\s]+)>\s+<([^<>\s]+)>\s*\.")
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+# The Head-to-Tail question templates (facebookresearch/head-to-tail, CC BY-NC 4.0).
+SHIPPED_TEMPLATES = resources.files("grid") / "resources" / "dbpedia_question_templates.json"
+
+_TRIPLE = re.compile(r"<([^<>\s]+)>\s*<([^<>\s]+)>\s*<([^<>\s]+)>\s*\.")
+# One term of a line that is not a plain triple: an IRI, a literal, a blank node or any other word.
+_TERM = re.compile(r'<[^<>]*>|"(?:[^"\\]|\\.)*"(?:@[\w-]+|\^\^<[^<>]*>)?|\S+')
+_IRI = re.compile(r"<[^<>\s]+>")
 _UCHAR = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")  # N-Triples escapes in IRIs
 _DISAMBIGUATED = re.compile(r"(.+?)\s*\([^()]*\)")  # "Queen (band)"
 PARTS = ("subject", "relation", "object")
@@ -49,15 +66,106 @@ def answers(name: str) -> list[str]:
     return [m.group(1), name] if m else [name]
 
 
-def _uri_map(path: Path, what: str) -> dict[str, str]:
+def _json_map(path: Path | Traversable, what: str) -> dict[str, str]:
     """A JSON file mapping relation URIs (with or without <>) to text."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise FactError(str(path), e.lineno, what, f"malformed JSON: {e.msg}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise FactError(str(path), "-", what, "must be a JSON object: relation URI -> text")
-    return {k.strip().strip("<>"): v for k, v in data.items()}
+    if not isinstance(data, dict):
+        raise FactError(str(path), "-", what, f"must be a JSON object: relation URI -> text, not {type(data).__name__}")
+    mapping = {k.strip().strip("<>"): v for k, v in data.items()}
+    for relation, value in mapping.items():
+        if not isinstance(value, str):
+            raise FactError(str(path), "-", relation, f"expected text, got {type(value).__name__} {shorten(value)}")
+    return mapping
+
+
+def question_templates(path: Path | None) -> dict[str, str]:
+    """Relation URI -> question template from `path`, or the shipped ones when it is None."""
+    source = SHIPPED_TEMPLATES if path is None else Path(path)
+    templates = _json_map(source, "templates")
+    for relation, template in templates.items():
+        if template.count("_") != 1:
+            raise FactError(str(source), "-", relation, f"a template needs one '_' for the subject: {template!r}")
+    return templates
+
+
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+_DOMAIN, _RANGE = RDFS + "domain", RDFS + "range"
+
+
+def _owl_statements(path: Path) -> Iterator[tuple[str, str, str]]:
+    """(property, rdfs:domain or rdfs:range, class) from an RDF/XML ontology such as dbpedia.owl."""
+    try:
+        with _open_text(path) as f:
+            root = ET.parse(f).getroot()
+    except ET.ParseError as e:
+        raise FactError(str(path), e.position[0], "(xml)", f"malformed RDF/XML: {e}") from None
+    base = root.get("{http://www.w3.org/XML/1998/namespace}base", "")
+    for node in root.iter():
+        about = node.get(f"{{{RDF}}}about")
+        if about is None:
+            continue
+        for child in node:
+            predicate = child.tag.lstrip("{").replace("}", "", 1)
+            if predicate not in (_DOMAIN, _RANGE):
+                continue
+            # <rdfs:domain rdf:resource="..."/>, or the class written out inside; a union of
+            # classes (a blank node) names no single class and is passed over.
+            target = child.get(f"{{{RDF}}}resource") or next(
+                (c.get(f"{{{RDF}}}about") for c in child if c.get(f"{{{RDF}}}about")), None)
+            if target:
+                yield urljoin(base, about), predicate, urljoin(base, target)
+
+
+_NT_STATEMENT = re.compile(r"(<[^<>]*>|_:\S+)\s+<([^<>]*)>\s+(.+?)\s*\.")
+
+
+def _nt_statements(path: Path) -> Iterator[tuple[str, str, str]]:
+    """(property, rdfs:domain or rdfs:range, class) from an N-Triples ontology."""
+    with _open_text(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            m = _NT_STATEMENT.fullmatch(line)
+            if not m:
+                raise FactError(str(path), n, "(line)", f"not an N-Triples statement: {shorten(line)}")
+            s, p, o = m.groups()
+            if p in (_DOMAIN, _RANGE) and s.startswith("<") and _IRI.fullmatch(o):
+                yield s[1:-1], p, o[1:-1]  # blank nodes (unions of classes) name no single class
+
+
+def relation_domains(path: Path) -> dict[str, str]:
+    """Relation URI -> domain from a JSON map or from an ontology's rdfs:domain, else rdfs:range.
+
+    A property with several domains (or ranges) takes the first in the file.
+    """
+    path = Path(path)
+    fmt = domain_format(path)
+    if fmt == "json":
+        return _json_map(path, "domains")
+    found: dict[str, dict[str, str]] = {_DOMAIN: {}, _RANGE: {}}
+    for prop, predicate, cls in (_owl_statements if fmt == "owl" else _nt_statements)(path):
+        found[predicate].setdefault(prop, cls)
+    if not found[_DOMAIN] and not found[_RANGE]:
+        raise FactError(str(path), "-", "domains", "no rdfs:domain or rdfs:range statement: not an ontology")
+    return {**found[_RANGE], **found[_DOMAIN]}
+
+
+def _bad_part(line: str) -> tuple[str, str]:
+    """The part of a dump line that keeps it from being a triple `<s> <p> <o> .`, and why."""
+    if not line.endswith("."):
+        return "(line)", f"does not end with ' .': {shorten(line)}"
+    terms = _TERM.findall(line[:-1])
+    for part, term in zip(PARTS, terms):
+        if not _IRI.fullmatch(term):
+            return part, f"not an IRI <...>: {shorten(term)}"
+    if len(terms) < len(PARTS):
+        return PARTS[len(terms)], f"missing: {shorten(line)}"
+    return "(line)", f"{len(terms)} terms, a triple has 3: {shorten(line)}"
 
 
 def _triples(path: Path, desc: str) -> Iterator[tuple[int, tuple[str, str, str] | FactError]]:
@@ -73,7 +181,7 @@ def _triples(path: Path, desc: str) -> Iterator[tuple[int, tuple[str, str, str] 
                     continue
                 m = _TRIPLE.fullmatch(line)
                 if not m:
-                    yield n, FactError(str(path), n, "(line)", f"not a triple '<s> <p> <o> .': {shorten(line)}")
+                    yield n, FactError(str(path), n, *_bad_part(line))
                     continue
                 if not line.isascii():  # cheap: most dump lines are percent-encoded ASCII
                     try:
@@ -105,11 +213,8 @@ def _rank(seed: int, s: str, p: str) -> int:
 def load_dbpedia(cfg: SourceConfig, summary: LoadSummary) -> list[dict]:
     """Facts (fact-table rows) drawn from the dump at `cfg.path` as `cfg.dbpedia` says."""
     path, db = Path(cfg.path), cfg.dbpedia
-    templates = _uri_map(db.templates, "templates")
-    for relation, template in templates.items():
-        if template.count("_") != 1:
-            raise FactError(str(db.templates), "-", relation, f"a template needs one '_' for the subject: {template!r}")
-    domains = _uri_map(db.domains, "domains") if db.domains else {}
+    templates = question_templates(db.templates)
+    domains = relation_domains(db.domains) if db.domains else {}
 
     popularity: dict[str, int] = {}
     triples = 0
@@ -151,15 +256,22 @@ def load_dbpedia(cfg: SourceConfig, summary: LoadSummary) -> list[dict]:
                 facts.append(_fact(path, s, p, drawn[s, p], templates[p], domains.get(p), POPULARITY[b]))
             except FactError as err:
                 summary.reject(err)
+    relations = {p for p, _ in heaps}
     summary.notes = {
         "triples": triples,
         "entities": entities,
         "triples_without_template": triples - templated,
-        "relations_drawn": len({p for p, _ in heaps}),
+        "relations_drawn": len(relations),
         "questions_per_bin": {pop: sum(f["popularity"] == pop for f in facts) for pop in POPULARITY},
         "per_relation": db.per_relation,
         "seed": db.seed,
+        "templates": str(db.templates or SHIPPED_TEMPLATES),
+        "domains": str(db.domains) if db.domains else None,
     }
+    if db.domains:
+        without = sorted(relations - domains.keys())
+        summary.notes["relations_without_domain"] = len(without)
+        summary.notes["relations_without_domain_list"] = without
     return facts
 
 

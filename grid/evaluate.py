@@ -4,7 +4,7 @@ task per trial turns the two categorizations into findings (analysis/trial_analy
 Stored in the run folder, per trial:
     mixes/<trial>.parquet          fact_id, role: the trial's training mix
     categories/<trial>.parquet     the adapter's categories (generations/<trial>.parquet: its answers)
-    analysis/<trial>/transitions.parquet, reasons.parquet, exploded.parquet
+    analysis/<trial>/transitions.parquet, reasons.parquet, paper_reasons.parquet, exploded.parquet
 and results.parquet again, with the trial's record (trial_analysis.py names each number).
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ ANALYSIS_CPUS = 0.5
 
 def trial_mix(cfg: ExperimentConfig, facts: pd.DataFrame, base_greedy: pd.DataFrame, trial) -> pd.DataFrame:
     """The mix the trial trained on, composed again: compose_mix is deterministic in its inputs."""
-    mix = compose_mix(facts, base_greedy, trial.unknown, trial.extra, trial.ratio, trial.seed, cfg.grid.selection)
+    grid = cfg.grid
+    mix = compose_mix(facts, base_greedy, trial.unknown, trial.extra, trial.ratio, trial.seed, grid.selection, grid.full_paraphrases)
     return mix.train[["fact_id", "role"]].drop_duplicates(ignore_index=True)
 
 
@@ -66,6 +67,7 @@ def evaluate_trials(
             adapter=trial.adapter,
             trust_remote_code=cfg.model.trust_remote_code,
             progress=progress,
+            scoring=cfg.scoring,
         )
         adapted.categories.to_parquet(run / "categories" / f"{trial.trial}.parquet", index=False)
         adapted.generations.to_parquet(run / "generations" / f"{trial.trial}.parquet", index=False)
@@ -79,6 +81,7 @@ def evaluate_trials(
         folder.mkdir(parents=True, exist_ok=True)
         found.transitions.to_parquet(folder / "transitions.parquet", index=False)
         found.reasons.reset_index().to_parquet(folder / "reasons.parquet", index=False)
+        found.paper_reasons.reset_index().to_parquet(folder / "paper_reasons.parquet", index=False)
         found.exploded.to_parquet(folder / "exploded.parquet", index=False)
         records[trial] = found.record
 

@@ -19,7 +19,8 @@ from grid.facts import read_facts, write_facts
 from grid.paraphrase import paraphrase, write_paraphrased
 from grid.report import build_report
 from grid.tune import Mode, TrialContext, collect, make_tuner, pareto_front
-from grid.world import build_world
+from grid.tracking import tracking_callbacks
+from grid.world import build
 
 
 @dataclass
@@ -36,7 +37,7 @@ def resolve_inputs(cfg: ExperimentConfig, progress: bool = True) -> Inputs:
     dump_config(cfg, run / "config.yaml")
     world = None
     if cfg.model.name == "world" or cfg.corpus.source == "world":
-        world = build_world(cfg.world.size, cfg.world.seed, progress=progress)
+        world = build(cfg.world, progress=progress)  # every `world:` knob reaches the build
     model = str(world) if cfg.model.name == "world" else cfg.model.name
     if cfg.corpus.source == "world":
         write_facts(read_facts(world / "facts.parquet"), run / "facts.parquet")
@@ -64,6 +65,7 @@ def categorize_base(cfg: ExperimentConfig, inputs: Inputs, progress: bool = True
         cache_dir(cfg),
         trust_remote_code=cfg.model.trust_remote_code,
         progress=progress,
+        scoring=cfg.scoring,
     )
     for name, frame in (("generations", result.generations), ("categories", result.categories)):
         (run / name).mkdir(parents=True, exist_ok=True)
@@ -118,24 +120,27 @@ def run_trials(cfg: ExperimentConfig, mode: Mode, resume: bool = False, progress
         prompts=cfg.prompts,
         lora=cfg.lora,
         selection=cfg.grid.selection,
+        full_paraphrases=cfg.grid.full_paraphrases,
         probe_size=cfg.grid.probe_size,
         reliability_floor=cfg.search.reliability_floor,
+        match=cfg.scoring.match,
         trust_remote_code=cfg.model.trust_remote_code,
         objective=cfg.search.objective,
         bench_max_drop=cfg.search.bench_max_drop,
         bench=trial_bench(bench, inputs.model, cache_dir(cfg), cfg.model.trust_remote_code) if cfg.search.uses_bench else None,
     )
     storage = cfg.storage_uri
-    tuner = make_tuner(ctx, mode, cfg.grid, cfg.search, cfg.resources, storage, resume)
+    tuner = make_tuner(ctx, mode, cfg.grid, cfg.search, cfg.resources, storage, resume, tracking_callbacks(cfg))
     results, history = collect(tuner.fit())
     clock.lap("trials")
     run = cfg.run_dir
     results.to_parquet(run / "results.parquet", index=False)
     history.to_parquet(run / "history.parquet", index=False)
-    if mode == "search" and cfg.search.multi_objective:
-        pareto_front(results).to_parquet(run / "pareto.parquet", index=False)
     results = evaluate_trials(cfg, inputs, base, results, cache_dir(cfg), progress)
     clock.lap("evaluate")
+    if mode == "search" and cfg.search.multi_objective:
+        # On the numbers re-measured over the whole corpus, not the search's probe estimates.
+        pareto_front(results).to_parquet(run / "pareto.parquet", index=False)
     if bench is not None:
         results = benchmark_trials(run, inputs.model, bench, results, cache_dir(cfg), cfg.model.trust_remote_code)
         clock.lap("benchmarks")

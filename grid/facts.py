@@ -114,11 +114,19 @@ def write_facts(df: pd.DataFrame, path: str | Path, source: str = "facts") -> Pa
     return path
 
 
+def parquet_file(path: str | Path) -> pq.ParquetFile:
+    """Open a Parquet file; anything else fails naming the file, before any work starts."""
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ValueError(f"{path}: not a parquet file ({err})") from None
+
+
 def read_facts(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such fact table")
-    df = pd.read_parquet(path)
+    df = parquet_file(path).read().to_pandas()
     # Parquet lists come back as arrays. Anything else (None, a string, a missing column)
     # is left to validate_facts, which names the row and field it rejects.
     for col in ("aliases", "paraphrases"):

@@ -1,18 +1,24 @@
-"""Categorization prompts (PROTOCOL.md §2) and the training prompt (§3), as chat messages.
+"""Categorization prompts (docs/protocol.md §2) and the training prompt (§3), as chat messages.
 
 A prompt is a list of {"role", "content"} dicts; the engine applies the model's own
 chat template, so the same messages serve vLLM, transformers and peft training.
 
-Exemplars come from a separate exemplar pool (columns question, aliases, and relation
-in SliCK mode), never from the facts being evaluated: `build_prompts` refuses a pool
-that shares a fact_id or a question with the facts. An exemplar fact is therefore
-never evaluated, and no fact can see its own answer in its prompt. A pool carved out
-of a corpus must be taken out of the facts first.
+Exemplars come from a separate exemplar pool (columns question, aliases, optionally
+normalized_aliases, and relation in SliCK mode), never from the facts being evaluated:
+`build_prompts` refuses a pool that shares a fact_id or a question with the facts. An
+exemplar fact is therefore never evaluated, and no fact can see its own answer in its
+prompt. A pool carved out of a corpus must be taken out of the facts first.
 
 - paper: M fixed exemplar sets, set i = pool rows k*i .. k*i+k-1, the same for all facts.
 - slick: each set draws k exemplars of the fact's relation from the pool, with a
   generator seeded by (seed, fact_id): a fact gets the same prompts in every run and
   on every worker, whatever the order or sharding of the facts.
+
+A shot's answer is `exemplar_answer`: the exemplar's first normalized alias (the paper's
+code shows TriviaQA's `normalized_aliases[0]`: lower case, no punctuation, no articles)
+or its first alias (for TriviaQA, the canonical `value`). A pool without a
+normalized_aliases column shows its first alias either way: the micro-world's pool has
+none, and its word-level vocabulary knows only the spellings it was trained on.
 """
 from __future__ import annotations
 
@@ -49,6 +55,9 @@ class PromptConfig(BaseModel):
     top_k: int = Field(40, ge=1, description="for the sampled answers only")
     max_new_tokens: int = Field(32, ge=1)
     system: str = SYSTEM
+    exemplar_answer: Literal["normalized_alias", "first_alias"] = Field(
+        "normalized_alias", description="what a shot's answer shows: normalized_aliases[0] (the paper's code) or aliases[0]"
+    )
     seed: int = Field(0, ge=0, description="seeds the SliCK exemplar draw and the sampled answers")
 
     @model_validator(mode="after")
@@ -67,7 +76,7 @@ def _assistant(answer: str) -> dict:
 
 
 def training_messages(question: str, answer: str, system: str = SYSTEM) -> list[dict]:
-    """The 0-shot training chat (PROTOCOL.md §3): all but the last message is the prompt,
+    """The 0-shot training chat (docs/protocol.md §3): all but the last message is the prompt,
     the last one ("Answer: " + answer, the fact's first alias) is the target."""
     return [{"role": "system", "content": system}, _user(question), _assistant(answer)]
 
@@ -78,21 +87,27 @@ def with_answer(messages: list[dict], answer: str) -> list[dict]:
 
 
 def _pool(exemplars: pd.DataFrame, cfg: PromptConfig) -> list[tuple[str, str, str | None]]:
-    """The exemplar pool as (question, first alias, relation) in pool order; the relation
-    is kept in slick mode only, where it is the only other thing that shapes a prompt."""
+    """The exemplar pool as (question, shown answer, relation) in pool order: the answer a
+    shot shows (`cfg.exemplar_answer`), and the relation in slick mode only, where it is
+    the only other thing that shapes a prompt."""
     needed = ("question", "aliases") + (("relation",) if cfg.mode == "slick" else ())
     for col in needed:
         if col not in exemplars.columns:
             raise FactError("exemplar pool", "-", col, "required column is missing")
     relations = exemplars["relation"] if cfg.mode == "slick" else [None] * len(exemplars)
+    shown_field = "normalized_aliases" if (
+        cfg.exemplar_answer == "normalized_alias" and "normalized_aliases" in exemplars.columns
+    ) else "aliases"
     pool = []
-    for i, (q, aliases, rel) in enumerate(zip(exemplars["question"], exemplars["aliases"], relations)):
-        aliases = clean_aliases(aliases)
+    for i, (q, aliases, shown, rel) in enumerate(
+        zip(exemplars["question"], exemplars["aliases"], exemplars[shown_field], relations)
+    ):
         if not isinstance(q, str) or not q.strip():
             raise FactError("exemplar pool", i, "question", "must be a non-empty string")
-        if not aliases:
-            raise FactError("exemplar pool", i, "aliases", "no usable (non-empty) alias")
-        pool.append((q.strip(), aliases[0], _relation(rel)))
+        for field, value in {"aliases": aliases, shown_field: shown}.items():
+            if isinstance(value, str) or not hasattr(value, "__iter__") or not clean_aliases(value):
+                raise FactError("exemplar pool", i, field, "no usable (non-empty) alias in a list of strings")
+        pool.append((q.strip(), clean_aliases(shown)[0], _relation(rel)))
     return pool
 
 
@@ -125,7 +140,7 @@ def build_prompts(facts: pd.DataFrame, exemplars: pd.DataFrame, cfg: PromptConfi
     """One row per (fact_id, prompt_set): fact_id, prompt_set (0..M-1), messages.
 
     messages = system, then k exemplar turns (user "Question: q", assistant
-    "Answer: a", a = first alias), then the user question.
+    "Answer: a", a = the answer `cfg.exemplar_answer` names), then the user question.
     """
     pool = _pool(exemplars, cfg)
     _check_disjoint(facts, exemplars)

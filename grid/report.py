@@ -3,6 +3,10 @@
     report/index.html               every table and figure on one page
     report/tables/<name>.md|csv     analysis/tables.py: Markdown cells "mean (min–max)", CSV numbers
     report/figures/<name>.png       analysis/figures.py
+
+The page and every Markdown table name the protocol switches the run used (PROTOCOL_SWITCHES,
+read from the run's config.yaml): the places where this system and the authors' code can
+differ (docs/protocol.md §7).
 """
 from __future__ import annotations
 
@@ -16,6 +20,39 @@ import yaml
 from analysis import figures
 from analysis.benchmarks import bench_tasks
 from analysis.tables import TABLES, display, to_markdown
+
+
+# Config keys (dotted paths) that pick between the paper code's behaviour and ours, or
+# otherwise change what a number means; those present in config.yaml are named.
+PROTOCOL_SWITCHES = (
+    "scoring.match",
+    "prompts.mode",
+    "prompts.exemplar_answer",
+    "grid.selection",
+    "grid.full_paraphrases",
+    "lora.mask_prompt",
+    "lora.batch_size",
+    "lora.weight_decay",
+    "lora.max_grad_norm",
+    "lora.group_by_length",
+    "categorize.engine.kind",
+    "categorize.engine.dtype",
+)
+
+
+_ABSENT = object()
+
+
+def protocol_line(cfg: dict) -> str:
+    """ "Protocol: key = value; ..." for each PROTOCOL_SWITCHES key the config holds."""
+    found = []
+    for key in PROTOCOL_SWITCHES:
+        value = cfg
+        for part in key.split("."):
+            value = value.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
+        if value is not _ABSENT:
+            found.append(f"{key} = {value}")
+    return "Protocol: " + ("; ".join(found) if found else "no config.yaml switches found") + "."
 
 
 def _transitions(run: Path) -> pd.DataFrame | None:
@@ -62,10 +99,13 @@ def build_report(run_dir: str | Path) -> Path:
 
     cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
     failed = int(results["error"].notna().sum()) if "error" in results.columns else 0
+    protocol = protocol_line(cfg)
     body = [
         f"<h1>{html.escape(str(cfg.get('experiment', run.name)))}</h1>",
         f"<p>model {html.escape(str(cfg.get('model', {}).get('name', '?')))}; {len(results)} trials, {failed} failed. "
         "Cells: mean (min–max) over the trials of a setting (its seeds).</p>",
+        "<h2>Protocol</h2>",
+        f"<p>{html.escape(protocol)}</p>",
     ]
     base = run / "categories" / "base_distribution.csv"
     if base.exists():
@@ -76,7 +116,7 @@ def build_report(run_dir: str | Path) -> Path:
         if table.empty:
             continue  # e.g. no setting of this run is one of the paper's
         table.to_csv(report / "tables" / f"{name}.csv", index=False)
-        (report / "tables" / f"{name}.md").write_text(f"## {title}\n\n{to_markdown(table)}")
+        (report / "tables" / f"{name}.md").write_text(f"## {title}\n\n{protocol}\n\n{to_markdown(table)}")
         body += [
             f"<h2>{html.escape(title)}</h2>",
             f'<p><a href="tables/{name}.md">Markdown</a> · <a href="tables/{name}.csv">CSV</a></p>',

@@ -1,8 +1,11 @@
-"""LoRA trials on Ray Tune: the paper's grid, or an Optuna search (PROTOCOL.md §3-5).
+"""LoRA trials on Ray Tune: the paper's grid, or an Optuna search (docs/protocol.md §3-5).
 
 Each trial composes its mix from the base categories, trains an adapter
-(actors/trial.py) and, after every epoch, reports reliability on the new facts and
-the shifts on a probe set outside the mix, with the adapter as its checkpoint.
+(actors/trial.py) and, before the first step (epoch 0) and after every epoch, reports
+reliability on the new facts and the shifts on a probe set of the facts outside the mix,
+with the adapter as its checkpoint. Shifts are counted against epoch 0, measured by the
+same engine as every later epoch, so that no disagreement between the base
+categorization's engine and the trainer's counts as a shift.
 """
 from __future__ import annotations
 
@@ -17,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.engines import Decoding
 from actors.trial import LoraSettings, train_adapter
-from analysis.scoring import categorize, score_generations
+from analysis.scoring import Match, categorize, score_generations
 from analysis.shifts import reliability, shift_summary
 from grid.benchmarks import TrialBench
-from grid.mix import Extra, Selection, compose_mix, probe_set
+from grid.mix import Extra, Mix, Selection, compose_mix, probe_set
 from grid.prompts import PromptConfig, build_prompts, training_messages
 
 Mode = Literal["grid", "search"]
@@ -30,18 +33,28 @@ INFEASIBLE = 1.0
 # The change of known_mc accuracy against the base model (analysis/benchmarks.py's column),
 # measured per epoch when the search minimizes or bounds it.
 BENCH_DELTA = "bench_known_mc_delta"
+# In every checkpoint: the watched facts' categories at epoch 0, so that a resumed trial
+# counts its shifts against the same "before".
+EPOCH0_FILE = "epoch0_categories.parquet"
+# The Pareto front's shift: analysis/trial_analysis.py's re-measured one, of every fact outside the mix.
+PARETO_SHIFT = "negative_shift_untrained"
 
 
 class GridConfig(BaseModel):
-    """The `grid:` section: every combination is one trial (PROTOCOL.md §3)."""
+    """The `grid:` section: every combination is one trial (docs/protocol.md §3)."""
 
     model_config = ConfigDict(extra="forbid")
     unknown: list[int] = Field([1, 10, 50], min_length=1)
     extra: list[Extra] = ["HighlyKnown", "paraphrase"]
     ratio: list[int] = [0, 1, 10]
     seeds: list[int] = [42, 1337, 10824]
+    # random (ours): a seeded draw; first (the authors' code): corpus order, only facts
+    # with paraphrases (grid/mix.py compose_mix).
     selection: Selection = "random"
-    probe_size: int | None = Field(None, ge=1, description="known facts watched per epoch; None: every fact outside the mix")
+    full_paraphrases: int = Field(100, ge=1, description="paraphrases that make a full set, for selection first (the authors': 100)")
+    probe_size: int | None = Field(
+        None, ge=1, description="facts outside the mix watched per epoch, sampled stratified by category; None: all of them"
+    )
 
     @model_validator(mode="after")
     def _positive(self) -> GridConfig:
@@ -107,8 +120,10 @@ class TrialContext:
     prompts: PromptConfig
     lora: LoraSettings
     selection: Selection
+    full_paraphrases: int
     probe_size: int | None
     reliability_floor: float
+    match: Match = "corrected"  # scoring.match: the same rule as the base categorization
     trust_remote_code: bool = False
     objective: Literal["negative_shift", "bench_drop"] = "negative_shift"
     bench_max_drop: float | None = None
@@ -127,55 +142,85 @@ def objective(metrics: dict, floor: float, bench_max_drop: float | None = None, 
     return -metrics[BENCH_DELTA] if target == "bench_drop" else metrics["negative_shift"]
 
 
-def trial_metrics(ctx: TrialContext, params: dict):
-    """The mix of one trial, its training chats, and the function that measures an epoch."""
-    mix = compose_mix(ctx.facts, ctx.base, params["unknown"], params["extra"], params["ratio"], params["seed"], ctx.selection)
-    probe = probe_set(ctx.facts, ctx.base, mix.fact_ids, ctx.probe_size, params["seed"])
-    watched = ctx.facts[ctx.facts["fact_id"].isin(set(mix.new) | set(probe))]
-    prompts = build_prompts(watched, ctx.exemplars, ctx.prompts)
-    before = ctx.base[ctx.base["fact_id"].isin(probe)]
-    greedy = Decoding(max_new_tokens=ctx.prompts.max_new_tokens)
+class TrialWatch:
+    """One trial's mix and the facts it watches every epoch: the new ones and a probe of
+    the facts outside the mix. Epoch 0 (before the first step) sets `epoch0`, the
+    categories that every later epoch's shifts are counted against."""
 
-    def evaluate(engine) -> dict:
-        answers = engine.generate(list(prompts["messages"]), greedy)
-        gens = prompts[["fact_id", "prompt_set"]].assign(sample=0, output=[a[0] for a in answers])
-        after = categorize(score_generations(gens, watched))
-        shift = shift_summary(before, after[after["fact_id"].isin(probe)])
+    def __init__(self, ctx: TrialContext, params: dict):
+        self.ctx = ctx
+        self.mix: Mix = compose_mix(
+            ctx.facts, ctx.base, params["unknown"], params["extra"], params["ratio"], params["seed"],
+            ctx.selection, ctx.full_paraphrases,
+        )
+        self.probe = probe_set(ctx.facts, ctx.base, self.mix.fact_ids, ctx.probe_size, params["seed"])
+        self.watched = ctx.facts[ctx.facts["fact_id"].isin(set(self.mix.new) | set(self.probe))]
+        self.prompts = build_prompts(self.watched, ctx.exemplars, ctx.prompts)
+        train = self.mix.train
+        self.chats = [training_messages(q, a, ctx.prompts.system) for q, a in zip(train["question"], train["answer"])]
+        self.epoch0: pd.DataFrame | None = None
+
+    def save(self, folder: Path) -> None:
+        self.epoch0.to_parquet(folder / EPOCH0_FILE, index=False)
+
+    def load(self, folder: Path) -> None:
+        path = folder / EPOCH0_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing; a resumed trial counts its shifts against epoch 0's categories")
+        self.epoch0 = pd.read_parquet(path)
+
+    def evaluate(self, engine, epoch: int) -> dict:
+        ctx = self.ctx
+        answers = engine.generate(list(self.prompts["messages"]), Decoding(max_new_tokens=ctx.prompts.max_new_tokens))
+        gens = self.prompts[["fact_id", "prompt_set"]].assign(sample=0, output=[a[0] for a in answers])
+        after = categorize(score_generations(gens, self.watched, ctx.match))
+        if epoch == 0:
+            self.epoch0 = after[["fact_id", "category"]]
+        before, now = (frame[frame["fact_id"].isin(self.probe)] for frame in (self.epoch0, after))
+        shift = shift_summary(before, now)
         metrics = {
-            **reliability(after, mix.new),
+            **reliability(after, self.mix.new),
             "negative_shift": shift["negative_of_all"],
             "positive_shift": shift["positive_of_all"],
             "probe_facts": shift["facts"],
-            "train_rows": len(mix.train),
+            "train_rows": len(self.mix.train),
+            "engine_agreement": engine_agreement(ctx.base, self.epoch0),
         }
         if ctx.bench is not None:
-            metrics[BENCH_DELTA] = ctx.bench.delta(engine.model, engine.tokenizer, mix.fact_ids)
+            metrics[BENCH_DELTA] = ctx.bench.delta(engine.model, engine.tokenizer, self.mix.fact_ids)
         return {**metrics, "objective": objective(metrics, ctx.reliability_floor, ctx.bench_max_drop, ctx.objective)}
 
-    chats = [training_messages(q, a, ctx.prompts.system) for q, a in zip(mix.train["question"], mix.train["answer"])]
-    return chats, evaluate
+
+def engine_agreement(base: pd.DataFrame, epoch0: pd.DataFrame) -> float:
+    """Share of the watched facts whose category at epoch 0 (the trainer's engine, the
+    adapter still the base model) is their base categorization's (the categorize engine)."""
+    pairs = epoch0.merge(base[["fact_id", "category"]], on="fact_id", suffixes=("", "_base"))
+    return float((pairs["category"] == pairs["category_base"]).mean())
 
 
 def run_trial(params: dict, ctx: TrialContext) -> None:
-    """The Tune trainable: one mix, one adapter, one report per epoch."""
+    """The Tune trainable: one mix, one adapter, one report per epoch (epoch 0 included)."""
     import torch
     from ray import tune
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-    chats, evaluate = trial_metrics(ctx, params)
+    watch = TrialWatch(ctx, params)
     settings = ctx.lora.model_copy(update={k: params[k] for k in ("rank", "lr") if k in params})
 
     def report(metrics: dict, folder: Path) -> None:
+        watch.save(folder)
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
 
     checkpoint = tune.get_checkpoint()
     with checkpoint.as_directory() if checkpoint else nullcontext(None) as resume:
+        if resume:
+            watch.load(Path(resume))
         train_adapter(
             ctx.model,
-            chats,
+            watch.chats,
             settings,
             params["seed"],
-            evaluate,
+            watch.evaluate,
             report,
             resume=Path(resume) if resume else None,
             trust_remote_code=ctx.trust_remote_code,
@@ -216,9 +261,11 @@ def make_tuner(
     resources: ResourcesConfig,
     storage: str,
     resume: bool = False,
+    callbacks: list | None = None,
 ):
     """A Tuner for the grid or the search, stored at `<storage>/tune`; or the one
-    stored there, restored, when `resume` is set."""
+    stored there, restored, when `resume` is set (with the callbacks it was run with).
+    `callbacks`: Tune callbacks beside its default loggers (CSV, JSON, TensorBoard)."""
     from ray import tune
 
     trainable = tune.with_resources(
@@ -234,6 +281,7 @@ def make_tuner(
         storage_path=storage,
         failure_config=tune.FailureConfig(max_failures=resources.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # the paper keeps every epoch's adapter
+        callbacks=callbacks,
     )
     if mode == "grid":
         return tune.Tuner(
@@ -254,6 +302,7 @@ def make_tuner(
     if search.asha:
         from ray.tune.schedulers import ASHAScheduler
 
+        # Rungs start at grace_period >= 1, so epoch 0 (the base model) never stops a trial.
         scheduler = ASHAScheduler(
             metric="objective", mode="min", time_attr="epoch", max_t=ctx.lora.epochs, grace_period=max(1, ctx.lora.epochs // 4)
         )
@@ -284,6 +333,9 @@ HISTORY_COLUMNS = (
     "time_this_iter_s",
     "time_total_s",
 )
+# A trial's row of results.parquet: its last epoch's history, and how often the two engines
+# agreed on the base model's categories (the same at every epoch).
+RESULT_COLUMNS = (*HISTORY_COLUMNS, "engine_agreement")
 
 
 def collect(result_grid) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -291,7 +343,7 @@ def collect(result_grid) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, history = [], []
     for result in result_grid:
         trial = Path(result.path).name
-        final = {k: v for k, v in (result.metrics or {}).items() if k in HISTORY_COLUMNS}
+        final = {k: v for k, v in (result.metrics or {}).items() if k in RESULT_COLUMNS}
         rows.append(
             {
                 "trial": trial,
@@ -315,11 +367,10 @@ def best_trial(results: pd.DataFrame) -> pd.Series | None:
 
 
 def pareto_front(results: pd.DataFrame) -> pd.DataFrame:
-    """Trials no other trial beats on both negative shift (lower) and reliability (higher)."""
-    done = results.dropna(subset=["negative_shift", "reliability"])
-    keep = [
-        not ((done["negative_shift"] <= r.negative_shift) & (done["reliability"] >= r.reliability)
-             & ((done["negative_shift"] < r.negative_shift) | (done["reliability"] > r.reliability))).any()
-        for r in done.itertuples()
-    ]
-    return done[keep].sort_values("negative_shift")
+    """Trials no other trial beats on both the negative shift of the facts outside the mix
+    (lower) and reliability (higher), as re-measured on the whole corpus after training
+    (grid/evaluate.py): the numbers of record, not the per-epoch probe's estimate."""
+    done = results.dropna(subset=[PARETO_SHIFT, "reliability"])
+    shift, rel = done[PARETO_SHIFT], done["reliability"]
+    keep = [not ((shift <= a) & (rel >= b) & ((shift < a) | (rel > b))).any() for a, b in zip(shift, rel)]
+    return done[keep].sort_values(PARETO_SHIFT)

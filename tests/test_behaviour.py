@@ -8,8 +8,12 @@ import pytest
 from analysis.behaviour import (
     answer_counts,
     diversity,
+    domain_chance,
+    domain_count,
     exploded_answers,
     main_answer,
+    paper_reason_shares,
+    paper_shift_reasons,
     reason_shares,
     refusals,
     shift_reasons,
@@ -158,7 +162,8 @@ def test_shift_reasons_per_fact_overlapping():
 
 
 def test_reason_shares_overlap_and_unexplained():
-    # of 6 shifts: non-refusal s3 s5; exploded s2; target s1 s2 s5; domain s1 s5; none s4 s6
+    # of 6 shifts: non-refusal s3 s5; exploded s2; target s1 s2 s5; domain s1 s5;
+    # no answer-based reason: s4 s6 (domain never counts as explaining a shift)
     expected = {"non_refusal": 2, "exploded": 1, "target_based": 3, "domain": 2, "unexplained": 2}
     assert reason_shares(REASONS) == pytest.approx({"shifts": 6, **{k: n / 6 for k, n in expected.items()}})
     # by direction: the two positive shifts (s3, s5) both come from lost refusals
@@ -168,3 +173,118 @@ def test_reason_shares_overlap_and_unexplained():
 def test_reason_shares_of_no_shifts():
     shares = reason_shares(REASONS.iloc[:0])
     assert shares["shifts"] == 0 and math.isnan(shares["unexplained"])
+
+
+def test_domain_is_not_measured_when_no_fact_has_one():
+    for facts in (FACTS.drop(columns="domain"), FACTS.assign(domain=None), FACTS.assign(domain="")):
+        reasons = shift_reasons(BEFORE, AFTER, GENERATIONS, facts, ["t1", "t2"], pd.Index(["zorblax"]))
+        assert reasons["domain"].isna().all()
+        shares = reason_shares(reasons)
+        assert math.isnan(shares["domain"])
+        assert shares["unexplained"] == pytest.approx(2 / 6)  # s4, s6, as with domains
+        assert math.isnan(domain_chance(AFTER, facts, ["t1", "t2"]))
+        assert domain_count(facts) == 0
+    assert domain_count(FACTS) == 3  # geo, music, sport
+
+
+def test_domain_share_beside_its_chance_share():
+    # outside the mix: s1 geo, s2 music, s3 music, s4 sport, s5 geo, s6 none, u1 geo;
+    # trained domain: geo -> 3 of 7 facts by chance; of the 6 shifts, s1 and s5: 2/6
+    assert domain_chance(AFTER, FACTS, ["t1", "t2"]) == pytest.approx(3 / 7)
+    assert reason_shares(REASONS)["domain"] == pytest.approx(2 / 6)
+
+
+def test_short_trained_answers_are_whole_words_in_target_based():
+    facts = FACTS.assign(aliases=FACTS["aliases"].where(FACTS["fact_id"] != "t2", pd.Series([["ra"]] * len(FACTS))))
+    gens = generations({**{f: c[4] for f, c in CASES.items()}, "s4": ["Ra", "Ra", "Lyon"], "s6": ["Bora", "Bora", "x"]})
+    reasons = shift_reasons(BEFORE, AFTER, gens, facts, ["t1", "t2"], pd.Index([]))
+    # t2's alias "ra" (short): s4 answers "ra" (a whole word), s6 "bora" (inside a word)
+    assert reasons.loc["s4", "target_based"] and not reasons.loc["s6", "target_based"]
+
+
+# The paper's reasons. n1 (new Unknown) and x1 (extra HighlyKnown) are trained; the
+# exploded answers are {zorblax}; the trained domain is geo (n1's and x1's).
+PAPER_FACTS = pd.DataFrame(
+    [
+        ("n1", ["Zorblax", "zb"], "geo"),
+        ("x1", ["Paris"], "geo"),
+        ("a", ["Oslo"], "music"),
+        ("b", ["Rome"], "music"),
+        ("c", ["Mozart"], "music"),
+        ("d", ["Bern"], "geo"),
+        ("e", ["Lima"], "sport"),
+        ("f", ["Kyiv"], "geo"),
+    ],
+    columns=["fact_id", "aliases", "domain"],
+)
+# fact: (before, after, paper refusal before, paper refusal after, raw outputs of sets 0 and 1)
+PAPER_CASES = {
+    "n1": (UK, HK, False, False, ["Answer: Zorblax", "Answer: Zorblax"]),  # exploded, target, domain
+    "x1": (HK, HK, False, False, ["Answer: Paris", "Answer: Paris"]),  # no move
+    "a": (HK, UK, False, False, ["Answer: Zorblax City", "Answer: Oslo"]),  # exploded, target
+    "b": (HK, UK, False, False, ["Answer: zorblax", "Answer: Rome"]),  # exploded; target is case-sensitive
+    "c": (UK, HK, True, False, ["Answer: Mozart", "Answer: Mozart"]),  # non-refusal
+    "d": (HK, MK, False, False, ["Answer: Zorblax", "Answer: Bern"]),  # HK->MK: not a paper move
+    # exploded and target, both in the continuation after the answer
+    "e": (UK, HK, False, False, ["Answer: Lima\nQuestion: Who?\nAnswer: Zorblax", "Answer: Lima"]),
+    "f": (HK, UK, False, False, ["Answer: Lyon", "Answer: Zorblax"]),  # domain only: set 1 is not read
+}
+
+
+def paper_frames():
+    def cats(column, refused):
+        return pd.DataFrame(
+            {
+                "fact_id": list(PAPER_CASES),
+                "category": [c[column] for c in PAPER_CASES.values()],
+                "refused": False,
+                "refused_paper": [c[refused] for c in PAPER_CASES.values()],
+            }
+        )
+
+    rows = [(f, s, 0, out) for f, c in PAPER_CASES.items() for s, out in enumerate(c[4])]
+    gens = pd.DataFrame(rows, columns=["fact_id", "prompt_set", "sample", "output"])
+    return cats(0, 2), cats(1, 3), gens
+
+
+def test_paper_shift_reasons_on_set_0_over_all_facts():
+    before, after, gens = paper_frames()
+    reasons = paper_shift_reasons(before, after, gens, PAPER_FACTS, ["n1", "x1"], ["n1"], pd.Index(["zorblax"]))
+    assert list(reasons.index) == ["n1", "a", "b", "c", "e", "f"]  # trained n1 included; x1, d made no paper move
+    assert reasons["move"].to_dict() == {
+        "n1": "positive", "a": "negative", "b": "negative", "c": "positive", "e": "positive", "f": "negative"
+    }
+    flags = reasons[["non_refusal", "exploded", "target_based", "domain"]].astype(int)
+    assert flags.to_dict("index") == {
+        "n1": {"non_refusal": 0, "exploded": 1, "target_based": 1, "domain": 1},
+        "a": {"non_refusal": 0, "exploded": 1, "target_based": 1, "domain": 0},
+        "b": {"non_refusal": 0, "exploded": 1, "target_based": 0, "domain": 0},
+        "c": {"non_refusal": 1, "exploded": 0, "target_based": 0, "domain": 0},
+        "e": {"non_refusal": 0, "exploded": 1, "target_based": 1, "domain": 0},
+        "f": {"non_refusal": 0, "exploded": 0, "target_based": 0, "domain": 1},
+    }
+    # positive (UK->HK) n1 c e: non-refusal c 1/3, exploded n1 e 2/3, target n1 e 2/3, domain n1 1/3;
+    # negative (HK->UK) a b f: non-refusal 0/3, exploded a b 2/3, target a 1/3, domain f 1/3
+    assert paper_reason_shares(reasons) == pytest.approx(
+        {
+            "non_refusal_positive": 1 / 3,
+            "exploded_positive": 2 / 3,
+            "target_based_positive": 2 / 3,
+            "domain_positive": 1 / 3,
+            "non_refusal_negative": 0 / 3,
+            "exploded_negative": 2 / 3,
+            "target_based_negative": 1 / 3,
+            "domain_negative": 1 / 3,
+        }
+    )
+
+
+def test_paper_reason_shares_without_a_move_or_a_domain():
+    before, after, gens = paper_frames()
+    facts = PAPER_FACTS.drop(columns="domain")
+    reasons = paper_shift_reasons(before, after, gens, facts, ["n1", "x1"], ["n1"], pd.Index([]))
+    shares = paper_reason_shares(reasons[reasons["move"] == "positive"])
+    assert math.isnan(shares["domain_positive"]) and math.isnan(shares["exploded_negative"])
+    assert shares["exploded_positive"] == 0.0 and shares["target_based_positive"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="no `output` column"):
+        paper_shift_reasons(before, after, gens.drop(columns="output"), facts, ["n1", "x1"], ["n1"], pd.Index([]))

@@ -34,9 +34,8 @@ def test_same_config_twice_is_a_cache_hit_with_the_same_categories(first):
 def test_interrupted_run_keeps_finished_shards_and_completes(first):
     cfg, inputs, result = first
     folder = cache_dir(cfg) / "categorize" / result.key
-    # Simulate a kill after some batches: no final tables, only part of the shards.
-    for name in ("categories.parquet", "generations.parquet"):
-        (folder / name).unlink()
+    # Simulate a kill after some batches: no final table, only part of the shards.
+    (folder / "generations.parquet").unlink()
     shards = sorted((folder / "shards").glob("part-*.parquet"))
     kept = shards[: max(1, len(shards) // 2)]
     for extra in shards[len(kept) :]:
@@ -52,7 +51,52 @@ def test_interrupted_run_keeps_finished_shards_and_completes(first):
 
 def test_a_changed_protocol_is_a_new_key(first):
     cfg, inputs, result = first
-    from grid.categorize import categorization_key
+    from grid.categorize import categorization_key, resolved_engine
 
+    engine = resolved_engine(cfg.categorize.engine)
+    assert categorization_key(inputs.model, None, inputs.facts, inputs.exemplars, cfg.prompts, engine) == result.key
     changed = cfg.prompts.model_copy(update={"max_new_tokens": 8})
-    assert categorization_key(inputs.model, None, inputs.facts, inputs.exemplars, changed) != result.key
+    assert categorization_key(inputs.model, None, inputs.facts, inputs.exemplars, changed, engine) != result.key
+
+
+def test_the_engine_is_part_of_the_key_with_auto_resolved(first):
+    cfg, inputs, result = first
+    from actors.engines import EngineConfig
+    from grid.categorize import categorization_key, resolved_engine
+
+    # On this CPU-only Ray, `auto` is the transformers engine in float32, as the actors pick it.
+    assert resolved_engine(EngineConfig()) == {"kind": "transformers", "dtype": "float32"}
+    assert resolved_engine(EngineConfig()) == resolved_engine(cfg.categorize.engine)  # the config says transformers
+
+    def key(**engine):
+        return categorization_key(inputs.model, None, inputs.facts, inputs.exemplars, cfg.prompts, engine)
+
+    assert key(kind="transformers", dtype="float32") == result.key
+    assert key(kind="vllm", dtype="auto") != result.key
+    assert key(kind="transformers", dtype="bfloat16") != result.key
+
+
+def test_only_raw_outputs_are_cached_and_scoring_runs_on_every_read(first, monkeypatch):
+    cfg, inputs, result = first
+    import grid.categorize
+    from analysis.scoring import ScoringConfig, categorize, score_generations
+
+    folder = cache_dir(cfg) / "categorize" / result.key
+    assert sorted(p.name for p in folder.iterdir()) == ["generations.parquet", "meta.json", "shards"]
+    assert list(pd.read_parquet(folder / "generations.parquet").columns) == ["fact_id", "prompt_set", "sample", "output"]
+
+    # The paper's rule on the same raw outputs: read from the cache, scored by that rule.
+    paper = categorize_base(cfg.model_copy(update={"scoring": ScoringConfig(match="paper")}), inputs, progress=False)
+    assert paper.cached and paper.key == result.key
+    raw = result.generations[["fact_id", "prompt_set", "sample", "output"]]
+    expected = score_generations(raw, inputs.facts, "paper")
+    pd.testing.assert_frame_equal(paper.generations, expected)
+    pd.testing.assert_frame_equal(paper.categories, categorize(expected))
+
+    # Changed scoring code (here: nothing is ever correct) applies to a cached categorization.
+    def nothing_correct(gens, facts, match="corrected"):
+        return score_generations(gens, facts, match).assign(correct=False)
+
+    monkeypatch.setattr(grid.categorize, "score_generations", nothing_correct)
+    again = categorize_base(cfg, inputs, progress=False)
+    assert again.cached and (again.categories["category"] == "Unknown").all()

@@ -44,3 +44,42 @@ def test_validate_command(tmp_path, capsys):
     assert "ok" in capsys.readouterr().out
     assert main(["validate", str(write(tmp_path, "experiment: x\nmodle: {}\n"))]) == 2
     assert "modle: unknown key" in capsys.readouterr().err
+
+
+def test_yaml_syntax_error_is_one_line_with_file_line_and_column(tmp_path, capsys):
+    path = write(tmp_path, "experiment: x\nprompts:\n  sets: [1, 2\n  shots: 4\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"kgrid: error: {path}:4:8: not valid YAML: while parsing a flow sequence")
+
+
+def test_every_world_setting_reaches_the_build(tmp_path, monkeypatch):
+    import grid.experiment
+
+    seen = {}
+
+    def build(cfg, progress=True):
+        seen["world"] = cfg
+        raise RuntimeError("stop before any work")
+
+    monkeypatch.setattr(grid.experiment, "build", build)
+    cfg = load_config(write(tmp_path, f"experiment: x\nstorage: {tmp_path}\nworld:\n  size: tiny\n  reps_known: 40\n"))
+    with pytest.raises(RuntimeError):
+        grid.experiment.resolve_inputs(cfg, progress=False)
+    assert seen["world"].reps_known == 40 and seen["world"].size == "tiny"
+    # The same settings name the same world folder, so a cached world is the one configured.
+    from grid.world import WorldConfig
+
+    assert seen["world"].key() == WorldConfig(size="tiny", reps_known=40).key() != WorldConfig(size="tiny").key()
+
+
+def test_a_file_that_is_not_parquet_is_named(tmp_path, capsys):
+    from grid.facts import read_facts
+
+    path = tmp_path / "facts.parquet"
+    path.write_text("question,answer\nWho?,me\n")
+    with pytest.raises(ValueError, match=f"{path}: not a parquet file"):
+        read_facts(path)
+    assert main(["facts", "import", str(path), str(tmp_path / "out.parquet")]) == 2
+    assert f"{path}: not a parquet file" in capsys.readouterr().err

@@ -11,12 +11,10 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from grid.cli import main
 from grid.corpus import CorpusConfig, SourceConfig, import_facts, load_corpus, load_exemplars, summary_path
+from grid.dbpedia import SHIPPED_TEMPLATES, question_templates
 from grid.facts import FactError, read_facts
-
-TEMPLATES = Path("/work/shared/data/dbpedia_question_templates.json")
-if not TEMPLATES.exists():  # the same file, beside the repository on other machines
-    TEMPLATES = Path(__file__).resolve().parents[1] / "shared/data/dbpedia_question_templates.json"
 
 
 def jsonl(path: Path, rows: list) -> Path:
@@ -64,7 +62,7 @@ def test_triviaqa_rc_rows_load_as_they_are(tmp_path, fmt):
     first = df.iloc[0]
     assert first.aliases[0] == "Sunset Boulevard"  # value first: it is the training target
     assert {"Sunset Blvd", "west sunset boulevard"} <= set(first.aliases)
-    assert "" not in first.aliases  # PROTOCOL.md §1: empty aliases removed
+    assert "" not in first.aliases  # docs/protocol.md §1: empty aliases removed
     assert summary.rows_read == summary.kept == 2 and not summary.skipped
     assert summary.ignored_columns == ["entity_pages", "question_source", "search_results"]
 
@@ -138,12 +136,14 @@ def test_source_from_path(tmp_path):
     guess = lambda name, **kw: SourceConfig.from_path(tmp_path / name, **kw).source  # noqa: E731
     assert guess("a.jsonl") == "jsonl" and guess("a.jsonl.gz") == "jsonl"
     assert guess("a.csv") == "csv" and guess("a.parquet") == "parquet"
-    assert guess("mappingbased_objects_en.ttl.bz2", dbpedia={"templates": str(TEMPLATES)}) == "dbpedia"
+    assert guess("mappingbased_objects_en.ttl.bz2") == "dbpedia"  # the shipped templates by default
     assert guess("a.txt", source="csv") == "csv"
     with pytest.raises(ValueError, match="cannot tell the source"):
         guess("a.txt")
-    with pytest.raises(ValidationError, match="dbpedia.templates is required"):
-        guess("dump.nt")
+    with pytest.raises(ValidationError, match="dbpedia settings apply to source 'dbpedia', not to source 'jsonl'"):
+        guess("a.jsonl", dbpedia={"per_relation": 5})
+    with pytest.raises(ValidationError, match=r"dbpedia.domains\n.*a domains file is .json, .owl, .nt"):
+        guess("dump.nt", dbpedia={"domains": "ontology.ttl"})
 
 
 # --- bad input: an error naming file, row and field, or skipped and counted -----------------
@@ -251,7 +251,7 @@ def write_dump(path: Path, lines: list[str], extra: bytes = b"") -> Path:
 def dbpedia_cfg(path: Path, tmp_path: Path, **kw) -> SourceConfig:
     domains = tmp_path / "domains.json"
     domains.write_text(json.dumps({f"<{ONT}genre>": "music", f"{ONT}recordLabel": "music business"}))
-    db = {"templates": str(TEMPLATES), "domains": str(domains), "per_relation": 3, **kw.pop("db", {})}
+    db = {"domains": str(domains), "per_relation": 3, **kw.pop("db", {})}
     return SourceConfig.from_path(path, dbpedia=db, **kw)
 
 
@@ -273,6 +273,9 @@ def test_dbpedia_bz2_dump_to_questions(tmp_path):
     assert len(df) == 9 and df.fact_id.str.startswith("dbp-").all()
     assert summary.rows_read == 47 and summary.notes["triples_without_template"] == 30
     assert summary.notes["questions_per_bin"] == {"head": 2, "torso": 1, "tail": 6}
+    assert summary.notes["templates"] == str(SHIPPED_TEMPLATES)
+    assert summary.notes["relations_without_domain"] == 1  # the JSON names genre and recordLabel only
+    assert summary.notes["relations_without_domain_list"] == [ONT + "associatedMusicalArtist"]
 
 
 def test_dbpedia_draw_is_seeded_and_independent_of_line_order(tmp_path):
@@ -285,18 +288,27 @@ def test_dbpedia_draw_is_seeded_and_independent_of_line_order(tmp_path):
     assert set(first.fact_id) != set(other_seed.fact_id)
 
 
-@pytest.mark.parametrize("extra, field", [
-    (b"<http://dbpedia.org/resource/X> <http://dbpedia.org/ontology/genre> \"a literal\" .\n", "(line)"),
+@pytest.mark.parametrize("extra, field, reason", [
+    (b"<http://dbpedia.org/resource/X> <http://dbpedia.org/ontology/genre> \"a literal\"@en .\n", "object",
+     "not an IRI <...>: '\"a literal\"@en'"),
+    (b"<http://dbpedia.org/resource/X> dbo:genre <http://dbpedia.org/resource/Y> .\n", "relation",
+     "not an IRI <...>: 'dbo:genre'"),
+    (b"_:b0 <http://dbpedia.org/ontology/genre> <http://dbpedia.org/resource/Y> .\n", "subject",
+     "not an IRI <...>: '_:b0'"),
+    (b"<http://dbpedia.org/resource/X> <http://dbpedia.org/ontology/genre> .\n", "object", "missing"),
+    (b"<http://dbpedia.org/resource/X> <http://dbpedia.org/ontology/genre> <http://dbpedia.org/resource/Y>\n",
+     "(line)", "does not end with ' .'"),
     (b"<http://dbpedia.org/resource/Caf\xe9> <http://dbpedia.org/ontology/genre> <http://dbpedia.org/resource/Y> .\n",
-     "subject"),
+     "subject", "undecodable bytes"),
     (b"<http://dbpedia.org/resource/Z> <http://dbpedia.org/ontology/language> <http://dbpedia.org/resource/%FF> .\n",
-     "object"),
+     "object", "percent-encoding that is not UTF-8"),
 ])
-def test_bad_dbpedia_lines(tmp_path, extra, field):
+def test_bad_dbpedia_lines(tmp_path, extra, field, reason):
     path = write_dump(tmp_path / "objects.ttl.bz2", dump_lines(), extra)
     with pytest.raises(FactError) as err:
         load_corpus(dbpedia_cfg(path, tmp_path))
     assert (err.value.source, err.value.row, err.value.field) == (str(path), 49, field)
+    assert str(err.value).startswith(f"{path}: row 49: field '{field}': {reason}")
     df, summary = load_corpus(dbpedia_cfg(path, tmp_path, on_error="skip"))
     assert len(df) == 9 and summary.skipped == {field: 1} and summary.examples[0]["row"] == 49
 
@@ -307,3 +319,114 @@ def test_dbpedia_template_without_subject(tmp_path):
     path = write_dump(tmp_path / "objects.nt.bz2", dump_lines())
     with pytest.raises(FactError, match=f"field '{ONT}genre': a template needs one '_'"):
         load_corpus(SourceConfig.from_path(path, dbpedia={"templates": str(templates)}))
+    bad_value = tmp_path / "bad_value.json"
+    bad_value.write_text(json.dumps({f"<{ONT}genre>": "What genre does _ play?", f"<{ONT}team>": ["Which team?"]}))
+    with pytest.raises(FactError, match=f"bad_value.json: row -: field '{ONT}team': expected text, got list"):
+        question_templates(bad_value)
+
+
+def test_shipped_templates_are_package_data():
+    assert SHIPPED_TEMPLATES.is_file()
+    templates = question_templates(None)
+    assert len(templates) == 435 and all(t.count("_") == 1 for t in templates.values())
+    assert templates[ONT + "genre"] == "What genre does _ belong to?"
+    readme = (SHIPPED_TEMPLATES.parent / "README.md").read_text()
+    assert "facebookresearch/head-to-tail" in readme and "CC BY-NC 4.0" in readme
+
+
+# A DBpedia ontology excerpt, written as the public dbpedia_*.owl writes it: genre has a
+# range only (the domain falls back to it), recordLabel a relative domain (xml:base) and a
+# range, associatedMusicalArtist a union of classes (no single class: no domain).
+OWL = f"""<?xml version="1.0" encoding="UTF-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+         xmlns:rdfs="http://www.w3.org/2000/01/rdf-schema#"
+         xmlns:owl="http://www.w3.org/2002/07/owl#"
+         xml:base="{ONT}">
+  <owl:Class rdf:about="{ONT}Artist"><rdfs:label xml:lang="en">artist</rdfs:label></owl:Class>
+  <owl:ObjectProperty rdf:about="{ONT}genre">
+    <rdfs:label xml:lang="en">genre</rdfs:label>
+    <rdfs:range rdf:resource="{ONT}MusicGenre"/>
+  </owl:ObjectProperty>
+  <owl:ObjectProperty rdf:about="recordLabel">
+    <rdfs:range><owl:Class rdf:about="{ONT}RecordLabel"/></rdfs:range>
+    <rdfs:domain rdf:resource="Artist"/>
+  </owl:ObjectProperty>
+  <owl:ObjectProperty rdf:about="{ONT}associatedMusicalArtist">
+    <rdfs:domain><owl:Class><owl:unionOf rdf:parseType="Collection">
+      <owl:Class rdf:about="{ONT}Artist"/><owl:Class rdf:about="{ONT}Band"/>
+    </owl:unionOf></owl:Class></rdfs:domain>
+  </owl:ObjectProperty>
+</rdf:RDF>
+"""
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+NT = f"""# the same ontology as N-Triples
+<{ONT}genre> <{RDFS}label> "genre"@en .
+<{ONT}genre> <{RDFS}range> <{ONT}MusicGenre> .
+<{ONT}recordLabel> <{RDFS}range> <{ONT}RecordLabel> .
+<{ONT}recordLabel> <{RDFS}domain> <{ONT}Artist> .
+<{ONT}associatedMusicalArtist> <{RDFS}domain> _:union1 .
+_:union1 <http://www.w3.org/2002/07/owl#unionOf> _:list1 .
+"""
+
+
+def write_ontology(path: Path, content: str) -> Path:
+    compress = {".bz2": bz2.compress, ".gz": gzip.compress}.get(path.suffix, lambda data: data)
+    path.write_bytes(compress(content.encode()))
+    return path
+
+
+@pytest.mark.parametrize("name, content", [("dbpedia_2016-10.owl", OWL), ("ontology.nt", NT),
+                                           ("ontology.nt.gz", NT), ("dbpedia.owl.bz2", OWL)])
+def test_dbpedia_domains_from_an_ontology(tmp_path, name, content):
+    ontology = write_ontology(tmp_path / name, content)
+    path = write_dump(tmp_path / "objects.ttl.bz2", dump_lines())
+    df, summary = load_corpus(dbpedia_cfg(path, tmp_path, db={"domains": str(ontology)}))
+    domain = df.groupby("relation").domain.agg(lambda d: set(d))
+    assert domain[ONT + "genre"] == {ONT + "MusicGenre"}  # no rdfs:domain: the range
+    assert domain[ONT + "recordLabel"] == {ONT + "Artist"}  # rdfs:domain first
+    assert domain[ONT + "associatedMusicalArtist"] == {None}  # empty, and counted
+    assert summary.notes["domains"] == str(ontology)
+    assert summary.notes["relations_without_domain"] == 1
+    assert summary.notes["relations_without_domain_list"] == [ONT + "associatedMusicalArtist"]
+
+
+@pytest.mark.parametrize("name, content, row, field, reason", [
+    ("broken.owl", OWL.replace('"Artist"/>', '"Artist">'), 14, "(xml)", "malformed RDF/XML: mismatched tag"),
+    ("broken.nt", NT.replace(f"<{ONT}recordLabel> <{RDFS}domain>", f"<{ONT}recordLabel> rdfs:domain"), 5, "(line)",
+     "not an N-Triples statement"),
+    ("instances.nt", f"<{RES}Queen_(band)> <{ONT}genre> <{RES}Rock_music> .\n", "-", "domains",
+     "no rdfs:domain or rdfs:range statement: not an ontology"),
+])
+def test_bad_ontology_files(tmp_path, name, content, row, field, reason):
+    ontology = write_ontology(tmp_path / name, content)
+    path = write_dump(tmp_path / "objects.ttl.bz2", dump_lines())
+    with pytest.raises(FactError) as err:
+        load_corpus(dbpedia_cfg(path, tmp_path, db={"domains": str(ontology)}))
+    assert (err.value.source, err.value.row, err.value.field) == (str(ontology), row, field)
+    assert reason in err.value.reason
+
+
+def test_cli_import_of_a_dbpedia_dump(tmp_path, capsys):
+    path = write_dump(tmp_path / "mappingbased-objects_lang=en.ttl.bz2", dump_lines())
+    out = tmp_path / "facts.parquet"
+    assert main(["facts", "import", str(path), str(out)]) == 0  # the shipped templates, K = 20
+    facts, notes = read_facts(out), json.loads(summary_path(out).read_text())["notes"]
+    assert len(facts) == 16 and facts.domain.isna().all()  # 12 genre, 3 recordLabel, 1 associatedMusicalArtist
+    assert (notes["per_relation"], notes["seed"], notes["domains"]) == (20, 0, None)
+    assert "relations_without_domain" not in notes  # no domains asked for: nothing to count
+
+    templates = tmp_path / "templates.json"
+    templates.write_text(json.dumps({f"<{ONT}genre>": "Which genre does _ play?"}))
+    ontology = write_ontology(tmp_path / "dbpedia.owl", OWL)
+    assert main(["facts", "import", str(path), str(out), "--templates", str(templates), "--domains", str(ontology),
+                 "--per-relation", "2", "--seed", "1"]) == 0
+    facts, notes = read_facts(out), json.loads(summary_path(out).read_text())["notes"]
+    assert len(facts) == 4 and facts.question.str.startswith("Which genre does ").all()  # head 1, torso 1, tail 2
+    assert set(facts.domain) == {ONT + "MusicGenre"}
+    assert (notes["per_relation"], notes["seed"], notes["relations_without_domain"]) == (2, 1, 0)
+    assert notes["templates"] == str(templates)
+
+    capsys.readouterr()
+    src = jsonl(tmp_path / "trivia.jsonl", TRIVIA)
+    assert main(["facts", "import", str(src), str(out), "--per-relation", "2"]) == 2
+    assert "dbpedia settings apply to source 'dbpedia', not to source 'jsonl'" in capsys.readouterr().err

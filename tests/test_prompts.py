@@ -140,3 +140,45 @@ def test_protocol_key_covers_config_and_used_exemplars():
     assert key == protocol_key(cfg, pool(4, relations=list("abcd")))
     slick = PromptConfig(mode="slick", samples=1, sets=2, shots=2)
     assert protocol_key(slick, pool(4)) != protocol_key(slick, pool(4, relations=list("aabb")))
+
+
+def normalized_pool(n):
+    return pool(n).assign(normalized_aliases=[[f"n{i}", f"ea{i}"] for i in range(n)])
+
+
+def shot_answers(table):
+    return [m["content"] for m in table.messages[0] if m["role"] == "assistant"]
+
+
+def test_a_shot_shows_the_answer_field_chosen():
+    assert PromptConfig().exemplar_answer == "normalized_alias"  # the paper's code
+    default = build_prompts(facts(1), normalized_pool(2), PromptConfig(sets=1, shots=2))
+    assert shot_answers(default) == ["Answer: n0", "Answer: n1"]  # normalized_aliases[0]
+    first = build_prompts(facts(1), normalized_pool(2), PromptConfig(sets=1, shots=2, exemplar_answer="first_alias"))
+    assert shot_answers(first) == ["Answer: ea0", "Answer: ea1"]  # aliases[0]
+    # A pool without normalized aliases (the micro-world's) shows its first alias either way.
+    assert shot_answers(build_prompts(facts(1), pool(2), PromptConfig(sets=1, shots=2))) == ["Answer: ea0", "Answer: ea1"]
+    with pytest.raises(ValidationError):
+        PromptConfig(exemplar_answer="value")
+
+
+def test_pool_row_without_normalized_alias_is_named():
+    bad = normalized_pool(4)
+    bad.at[3, "normalized_aliases"] = [""]
+    with pytest.raises(FactError, match="exemplar pool: row 3: field 'normalized_aliases'"):
+        build_prompts(facts(), bad, PromptConfig(sets=2, shots=2))
+    bad.at[3, "normalized_aliases"] = "n3"  # a string is not a list of aliases
+    with pytest.raises(FactError, match="row 3: field 'normalized_aliases'"):
+        build_prompts(facts(), bad, PromptConfig(sets=2, shots=2))
+    # Unused with first_alias: the row is fine then.
+    assert len(build_prompts(facts(), bad, PromptConfig(sets=2, shots=2, exemplar_answer="first_alias"))) == 6
+
+
+def test_protocol_key_covers_the_exemplar_answer():
+    cfg = PromptConfig(sets=2, shots=2)
+    first = cfg.model_copy(update={"exemplar_answer": "first_alias"})
+    assert protocol_key(cfg, normalized_pool(4)) != protocol_key(first, normalized_pool(4))
+    changed = normalized_pool(4)
+    changed.at[3, "normalized_aliases"] = ["other"]
+    assert protocol_key(cfg, normalized_pool(4)) != protocol_key(cfg, changed)
+    assert protocol_key(first, normalized_pool(4)) == protocol_key(first, changed)  # not shown, not in the key

@@ -7,6 +7,7 @@ import pytest
 
 from analysis.figures import optimization_history, pareto_front_plot
 from grid.cli import main
+from grid.report import protocol_line
 from grid.tune import pareto_front
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -58,6 +59,13 @@ def test_report_tables_hold_one_row_per_setting(run):
     shifts = pd.read_csv(tables / "table3_shifts.csv")
     assert {"negative_shift_untrained", "negative_shift_possible_all"} <= set(shifts.columns)
     assert not (tables / "paper.csv").exists()  # 6 new facts is no setting of the paper's
+    reasons = pd.read_csv(tables / "table5_reasons.csv")
+    # The micro-world's four domains: measured, beside the share expected by chance.
+    assert (reasons["domains"] == 4).all()
+    assert reasons[["reason_domain", "reason_domain_expected"]].notna().all().all()
+    paper = pd.read_csv(tables / "table5_paper_reasons.csv")
+    assert {"paper_reason_exploded_positive", "paper_reason_target_based_negative"} <= set(paper.columns)
+    assert "Protocol: scoring.match = corrected; prompts.mode = paper" in (tables / "table5_reasons.md").read_text()
 
 
 def test_report_figures_are_png_and_on_the_page(run):
@@ -71,6 +79,7 @@ def test_report_figures_are_png_and_on_the_page(run):
         "transitions.png",
     }
     page = (report / "index.html").read_text()
+    assert "<h2>Protocol</h2>" in page and "scoring.match = corrected" in page
     for path in figures:
         assert_png(path)
         assert f'src="figures/{path.name}"' in page
@@ -90,10 +99,16 @@ def test_search_figures_on_hand_made_trials(tmp_path):
     results = pd.DataFrame(
         {
             "trial": [f"run_trial_{i:05d}" for i in range(4)],
-            "negative_shift": [0.3, 0.1, 0.2, 0.05],
+            "negative_shift_untrained": [0.3, 0.1, 0.2, 0.05],
             "reliability": [0.9, 0.95, 0.99, 0.5],
             "objective": [0.3, 0.1, 0.2, 1.45],
         }
     )
     assert_png(pareto_front_plot(results, pareto_front(results), tmp_path / "pareto.png"))
     assert_png(optimization_history(results, tmp_path / "history.png"))
+
+
+def test_protocol_line_names_the_switches_the_config_holds():
+    cfg = {"scoring": {"match": "paper"}, "grid": {"selection": "first"}, "lora": {"max_grad_norm": None}}
+    assert protocol_line(cfg) == "Protocol: scoring.match = paper; grid.selection = first; lora.max_grad_norm = None."
+    assert protocol_line({}) == "Protocol: no config.yaml switches found."

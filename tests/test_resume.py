@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from grid.config import load_config
+from grid.tune import EPOCH0_FILE
 
 pytestmark = pytest.mark.usefixtures("no_local_ray")  # these tests start Ray in subprocesses
 
@@ -25,9 +26,9 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tiny_config, world
     cmd = [sys.executable, "-m", "grid", "run", str(path)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # Kill once the first trial is done and the second has saved a checkpoint.
+        # Kill once the first trial is done (epochs 0..E) and the second has trained an epoch.
         deadline = time.time() + 300
-        while len(checkpoints(tune_dir)) < epochs + 1:
+        while len(checkpoints(tune_dir)) < (epochs + 1) + 2:
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.time() < deadline, "no checkpoints appeared"
             time.sleep(0.5)
@@ -35,7 +36,7 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tiny_config, world
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     before = {p: p.stat().st_mtime_ns for p in checkpoints(tune_dir)}
-    finished = [t for t in tune_dir.iterdir() if len(list(t.glob("checkpoint_*"))) == epochs]
+    finished = [t for t in tune_dir.iterdir() if len(list(t.glob("checkpoint_*"))) == epochs + 1]
     assert len(finished) == 1
 
     done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600)
@@ -46,6 +47,12 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tiny_config, world
     history = pd.read_parquet(cfg.run_dir / "history.parquet")
     for trial, epochs_seen in history.groupby("trial")["epoch"]:
         # Resumed from its checkpoint: every epoch reported once, none trained twice.
-        assert sorted(epochs_seen) == list(range(1, epochs + 1)), (trial, list(epochs_seen))
+        assert sorted(epochs_seen) == list(range(0, epochs + 1)), (trial, list(epochs_seen))
+    assert history["negative_shift"].notna().all()
+    for trial in {c.parent for c in checkpoints(tune_dir)}:
+        # Every checkpoint carries the epoch-0 categories the shifts are counted against,
+        # the same ones after the resume as before it.
+        saved = [pd.read_parquet(c / EPOCH0_FILE) for c in sorted(trial.glob("checkpoint_*"))]
+        assert len(saved) == epochs + 1 and all(s.equals(saved[0]) for s in saved)
     for ckpt, mtime in before.items():
         assert ckpt.stat().st_mtime_ns == mtime  # nothing finished was redone

@@ -5,11 +5,14 @@ import pytest
 
 from analysis.scoring import (
     CATEGORIES,
+    AliasMatcher,
+    ScoringConfig,
     canonical_category,
     categorize,
     category_distribution,
     extract_answer,
     is_correct,
+    is_correct_paper,
     is_refusal,
     is_refusal_paper,
     reference_agreement,
@@ -183,3 +186,69 @@ def test_reference_agreement():
     assert t.at["HighlyKnown", "agreement"] == 0.5 and t.at["Unknown", "agreement"] == 1.0
     assert t.at["all", "total"] == 3 and t.at["all", "agreement"] == pytest.approx(2 / 3)
     assert math.isnan(t.at["MaybeKnown", "agreement"])
+
+
+@pytest.mark.parametrize(
+    "answer, aliases, correct",
+    [
+        ("Australia", ["US"], False),  # a short alias is a whole word: not inside "australia"
+        ("the US army", ["us"], True),
+        ("U.S. Army", ["u.s."], True),
+        ("1987", ["1"], False),  # a number is a whole number: not inside "1987"
+        ("1 .", ["1"], True),
+        ("Answer: 1, then 2", ["1"], True),
+        ("1.5 million", ["1"], False),
+        ("2,000", ["2"], False),
+        ("in 1987.", ["1987"], True),
+        ("19876", ["1987"], False),  # numbers are whole at any length
+        ("Parisian", ["Paris"], True),  # longer than SHORT_ALIAS: still a substring
+        ("Oslofjord", ["oslo"], True),
+    ],
+)
+def test_corrected_rule_short_and_numeric_aliases_are_whole_words(answer, aliases, correct):
+    assert is_correct(answer, aliases) is correct
+
+
+def test_alias_matcher_over_many_aliases_is_the_same_rule():
+    many = [f"name{i}" for i in range(100)] + ["us"]  # past the per-alias loop: substring lookup
+    match = AliasMatcher(many)
+    assert match("Name42 City") and match("the US army")
+    assert not match("Australia") and not match("nam")
+
+
+CONTINUED = "Answer: Lima\nQuestion: What is the capital of France?\nAnswer: Paris"
+
+
+def test_paper_match_reads_the_whole_raw_output_without_boundaries():
+    assert is_correct_paper(CONTINUED, ["Paris"]) and not is_correct(extract_answer(CONTINUED), ["Paris"])
+    assert is_correct_paper("Answer: Australia", ["US"])  # the paper's substring bug, kept in paper mode
+    assert not is_correct_paper("anything", ["", " "])
+
+
+def test_score_generations_match_modes():
+    rows = gens([("hk", 0, 0, CONTINUED), ("uk", 0, 0, "Answer: Romeo")])
+    # uk's alias "Rome" (4 characters) is a substring of "Romeo" under both rules
+    assert score_generations(rows, FACTS)["correct"].tolist() == [False, True]
+    assert score_generations(rows, FACTS, "corrected")["correct"].tolist() == [False, True]
+    paper = score_generations(rows, FACTS, "paper")
+    assert paper["correct"].tolist() == [True, True]
+    assert paper["answer"].tolist() == ["Lima", "Romeo"]  # the answer is extracted in both modes
+    with pytest.raises(ValueError, match="scoring.match: 'exact'"):
+        score_generations(rows, FACTS, "exact")
+
+
+def test_paper_refusal_reads_the_raw_output_of_set_0():
+    rows = greedy("hk", ["Paris", "Paris"])
+    rows[0] = ("hk", 0, 0, "Answer: Paris\nI couldn't find any information on the next one.")
+    c = categorize(score_generations(gens(rows), FACTS)).iloc[0]
+    # the extracted answer "Paris" has no "information"; the raw output of set 0 has
+    assert c["refused_paper"] and not c["refused"] and c["greedy_answers"] == ["Paris", "Paris"]
+
+
+def test_scoring_section_of_the_config():
+    from grid.config import ConfigError, parse_config
+
+    assert parse_config({"experiment": "x"}).scoring.match == "corrected"
+    assert parse_config({"experiment": "x", "scoring": {"match": "paper"}}).scoring == ScoringConfig(match="paper")
+    with pytest.raises(ConfigError, match="scoring.match"):
+        parse_config({"experiment": "x", "scoring": {"match": "exact"}})

@@ -138,3 +138,47 @@ def test_bad_inputs_are_named():
         shift_summary(pd.concat([BEFORE, BEFORE]), AFTER)
     with pytest.raises(ValueError, match="unknown categories"):
         shift_summary(BEFORE, AFTER.assign(category="Known"))
+
+
+def test_every_shift_fraction_by_hand():
+    """Ten facts in all four categories, two of them trained (k3 new, k8 extra HighlyKnown):
+    each fraction shifts.py computes, written as the fraction counted by hand."""
+    moves = {
+        "k1": (UK, UK),
+        "k2": (UK, MK),  # +
+        "k3": (UK, HK),  # + trained
+        "k4": (WK, MK),  # +
+        "k5": (WK, UK),  # -
+        "k6": (MK, HK),  # +
+        "k7": (MK, UK),  # -
+        "k8": (HK, HK),  # trained
+        "k9": (HK, WK),  # -
+        "k10": (HK, HK),
+    }
+    before = frame({f: b for f, (b, _) in moves.items()})
+    after = frame({f: a for f, (_, a) in moves.items()})
+    trained = {"k3", "k8"}
+    table = shifts(before, after, trained)
+    expected = {
+        # all 10 facts: positive k2 k3 k4 k6 (4), negative k5 k7 k9 (3);
+        # could rise (not HK before): k1..k7 (7); could fall (not UK before): k4..k10 (7)
+        "all": {"facts": 10, "positive": 4, "negative": 3, "positive_of_all": 4 / 10, "negative_of_all": 3 / 10,
+                "positive_of_possible": 4 / 7, "negative_of_possible": 3 / 7},
+        # without k3, k8: 8 facts; positive k2 k4 k6 (3), negative k5 k7 k9 (3);
+        # could rise: k1 k2 k4 k5 k6 k7 (6); could fall: k4 k5 k6 k7 k9 k10 (6)
+        "untrained": {"facts": 8, "positive": 3, "negative": 3, "positive_of_all": 3 / 8, "negative_of_all": 3 / 8,
+                      "positive_of_possible": 3 / 6, "negative_of_possible": 3 / 6},
+    }
+    for scope, numbers in expected.items():
+        assert table.loc[scope].to_dict() == pytest.approx(numbers), scope
+    assert negative_shift(before, after, trained) == pytest.approx(3 / 8)
+
+    # Per before-category row (the facts that could make each move), columns HK MK WK UK.
+    rows = transition_matrix(before, after, per_row=True)
+    assert rows.loc[HK].tolist() == pytest.approx([2 / 3, 0, 1 / 3, 0])  # k8 k10 | - | k9 | -
+    assert rows.loc[MK].tolist() == pytest.approx([1 / 2, 0, 0, 1 / 2])  # k6 | - | - | k7
+    assert rows.loc[WK].tolist() == pytest.approx([0, 1 / 2, 0, 1 / 2])  # - | k4 | - | k5
+    assert rows.loc[UK].tolist() == pytest.approx([1 / 3, 1 / 3, 0, 1 / 3])  # k3 | k2 | - | k1
+    rows = transition_matrix(before, after, exclude=trained, per_row=True)
+    assert rows.loc[HK].tolist() == pytest.approx([1 / 2, 0, 1 / 2, 0])  # k10 | - | k9 | -
+    assert rows.loc[UK].tolist() == pytest.approx([0, 1 / 2, 0, 1 / 2])  # - | k2 | - | k1

@@ -5,7 +5,16 @@ import pandas as pd
 import pytest
 
 from analysis.paper import paper_results
-from analysis.tables import TABLES, display, over_seeds, paper_table, reason_table, reliability_table, to_markdown
+from analysis.tables import (
+    TABLES,
+    display,
+    over_seeds,
+    paper_reason_table,
+    paper_table,
+    reason_table,
+    reliability_table,
+    to_markdown,
+)
 from analysis.trial_analysis import analyze_trial
 
 HK, MK, UK = "HighlyKnown", "MaybeKnown", "Unknown"
@@ -13,7 +22,8 @@ HK, MK, UK = "HighlyKnown", "MaybeKnown", "Unknown"
 
 def results_frame() -> pd.DataFrame:
     """10 and 100 new facts x HighlyKnown (ratio 0, 1) and paraphrase (ratio 1) x seeds 1, 2;
-    reliability = 1 - unknown / 1000 - ratio / 100 - seed / 100, so every cell is known."""
+    reliability = 1 - unknown / 1000 - ratio / 100 - seed / 100, so every cell is known.
+    Each trial evaluated 1,000 facts, so the shift shares are the counts / 1,000."""
     rows = []
     for unknown in (10, 100):
         for extra, ratio in ((HK, 0), (HK, 1), ("paraphrase", 1)):
@@ -28,6 +38,9 @@ def results_frame() -> pd.DataFrame:
                         "reliability": 1 - unknown / 1000 - ratio / 100 - seed / 100,
                         "unknown_to_highly_known": 2 * seed,
                         "highly_known_to_unknown": unknown + seed,
+                        "facts_all": 1000,
+                        "unknown_to_highly_known_share": 2 * seed / 1000,
+                        "highly_known_to_unknown_share": (unknown + seed) / 1000,
                         "error": None,
                     }
                 )
@@ -74,9 +87,14 @@ def test_paper_table_matches_the_paper_settings_only():
     # The paper has (10, *, 0), (10, *, 1), (100, *, 0), (100, *, 1); Table 5 only (10, HK, 0), (10, HK, 1).
     assert len(table) == 6
     row = table[(table["unknown"] == 10) & (table["extra"] == HK) & (table["ratio"] == 1)].iloc[0]
-    assert row["reliability_paper"] == 1.0 and row["highly_known_to_unknown_paper"] == 709
+    assert row["reliability_paper"] == 1.0
+    # Shares of the facts evaluated, never counts: the paper's 709 of 21,036 beside this
+    # run's seeds (10 + 1) / 1,000 and (10 + 2) / 1,000
+    assert row["highly_known_to_unknown_share_paper"] == pytest.approx(709 / 21036)
+    assert row["highly_known_to_unknown_share"] == pytest.approx(11.5 / 1000)
+    assert not {"unknown_to_highly_known", "highly_known_to_unknown"} & {c.removesuffix("_paper") for c in table.columns}
     para = table[(table["unknown"] == 100) & (table["extra"] == "paraphrase")].iloc[0]
-    assert para["reliability_paper"] == 0.99 and math.isnan(para["unknown_to_highly_known_paper"])
+    assert para["reliability_paper"] == 0.99 and math.isnan(para["unknown_to_highly_known_share_paper"])
     assert paper_table(results_frame().assign(unknown=7)).empty
 
 
@@ -92,6 +110,20 @@ def test_paper_results_hold_table2_and_table5():
     assert paper.loc[(3000, HK, 10), "reliability"] == 0.48
     assert paper.loc[(1, "paraphrase", 0), "unknown_to_highly_known"] == 4  # +0 is the same mix for either kind
     assert paper.loc[(500, HK, 10), "highly_known_to_unknown"] == 1134
+    assert paper.loc[(500, HK, 10), "highly_known_to_unknown_share"] == pytest.approx(1134 / 21036)
+
+
+def test_unmeasured_domain_reads_not_measured():
+    nan = float("nan")
+    results = results_frame().assign(domains=0, reason_domain=nan, reason_target_based=nan, paper_reason_domain_negative=nan)
+    cells = display(reason_table(results))
+    assert (cells["reason_domain"] == "not measured").all()
+    assert (cells["reason_target_based"] == "").all()  # a plain missing number stays empty
+    assert (display(paper_reason_table(results))["paper_reason_domain_negative"] == "not measured").all()
+    # Facts with domains: a number, or empty where there was nothing to count (no HK->UK move)
+    measured = results_frame().assign(domains=4, reason_domain=[0.5, 1.0] * 6, paper_reason_domain_negative=nan)
+    assert display(reason_table(measured)).loc[0, "reason_domain"] == "0.75 (0.5–1)"
+    assert (display(paper_reason_table(measured))["paper_reason_domain_negative"] == "").all()
 
 
 def test_analyze_trial_on_hand_made_categorizations():
@@ -119,8 +151,8 @@ def test_analyze_trial_on_hand_made_categorizations():
             }
         )
         gens = pd.DataFrame(
-            [(f, s, 0, a, a == "no information") for f, ans in answers.items() for s, a in enumerate(ans)],
-            columns=["fact_id", "prompt_set", "sample", "answer", "refused"],
+            [(f, s, 0, f"Answer: {a}", a, a == "no information") for f, ans in answers.items() for s, a in enumerate(ans)],
+            columns=["fact_id", "prompt_set", "sample", "output", "answer", "refused"],
         )
         return cats, gens
 
@@ -134,6 +166,7 @@ def test_analyze_trial_on_hand_made_categorizations():
     assert (r["positive_all"], r["negative_all"], r["positive_untrained"], r["negative_untrained"]) == (2, 2, 1, 2)
     assert r["negative_shift_untrained"] == pytest.approx(2 / 3) and r["negative_shift_possible_untrained"] == 1.0
     assert (r["unknown_to_highly_known"], r["highly_known_to_unknown"]) == (2, 1)
+    assert (r["unknown_to_highly_known_share"], r["highly_known_to_unknown_share"]) == (2 / 5, 1 / 5)
     assert (r["refused_before"], r["refused_after"]) == (1, 0)
     # after: paris x4, rome x2, lima, z, bern x2 -> 5 distinct answers
     assert r["distinct_answers_after"] == 5
@@ -143,5 +176,15 @@ def test_analyze_trial_on_hand_made_categorizations():
     assert list(reasons.index) == ["f3", "f4", "f5"]
     assert reasons.loc["f3", "target_based"] and reasons.loc["f3", "domain"] and not reasons.loc["f5", "domain"]
     assert r["reason_target_based"] == pytest.approx(1 / 3) and r["reason_unexplained"] == pytest.approx(2 / 3)
+    # domain: f3 of the 3 shifts; by chance, f3 of the 3 facts outside the mix is in "geo"
+    assert r["reason_domain"] == pytest.approx(1 / 3) and r["reason_domain_expected"] == pytest.approx(1 / 3)
+    assert r["domains"] == 2  # geo, music
+    # paper reasons over all facts: UK->HK f1 (trained, "paris" is its own aliases[0]; f1 was
+    # refused before but refused_paper reads "no information": it is) and f5; HK->UK f3
+    assert list(found.paper_reasons.index) == ["f1", "f3", "f5"]
+    assert r["paper_reason_target_based_positive"] == pytest.approx(1 / 2)  # f1 of f1, f5
+    assert r["paper_reason_non_refusal_positive"] == pytest.approx(1 / 2)  # f1
+    assert r["paper_reason_target_based_negative"] == 1.0  # f3 answers "paris"
+    assert r["paper_reason_domain_negative"] == 1.0  # f3 is in "geo"
     assert found.transitions.groupby("scope")["count"].sum().to_dict() == {"all": 5, "untrained": 3}
     assert set(found.exploded["threshold"]) <= {"absolute", "relative"}

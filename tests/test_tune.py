@@ -3,10 +3,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from grid.cli import main
 from grid.config import load_config
-from grid.tune import best_trial, pareto_front
+from grid.tune import best_trial, engine_agreement, pareto_front
 
 
 def test_grid_learns_the_new_facts(grid_run):
@@ -14,10 +15,37 @@ def test_grid_learns_the_new_facts(grid_run):
     assert len(results) == 2 and set(results["ratio"]) == {0, 1}
     assert results["error"].isna().all()
     history = pd.read_parquet(cfg.run_dir / "history.parquet")
-    assert sorted(history.groupby("trial")["epoch"].max()) == [cfg.lora.epochs] * 2
+    for trial, epochs in history.groupby("trial")["epoch"]:
+        assert sorted(epochs) == list(range(cfg.lora.epochs + 1)), trial  # epoch 0: before the first step
     # The new facts were Unknown before training: P_greedy 0 for each of them.
     assert (results["reliability"] >= 0.5).all(), results[["trial", "reliability"]]
     assert (results["train_rows"] == [6 * (1 + r) for r in results["ratio"]]).all()
+
+
+def test_epoch_0_is_the_base_model_measured_by_the_trainer(grid_run):
+    """Shifts are counted against epoch 0 (the trainer's engine on the base model), so
+    epoch 0's shift is 0 against itself; the two engines' agreement is recorded per trial."""
+    cfg, results = grid_run
+    history = pd.read_parquet(cfg.run_dir / "history.parquet")
+    start = history[history["epoch"] == 0]
+    assert len(start) == 2
+    assert (start["negative_shift"] == 0).all() and (start["positive_shift"] == 0).all()
+    assert (start["probe_facts"] == cfg.grid.probe_size).all()
+    # The new facts were Unknown to the base categorization; the trainer's engine agrees on most.
+    assert (start["reliability"] <= 0.25).all()
+    saved = pd.read_parquet(cfg.run_dir / "results.parquet")
+    # Both engines are transformers on the tiny world: they disagree on a few facts at most.
+    assert saved["engine_agreement"].between(0.9, 1.0).all(), saved["engine_agreement"]
+    assert "engine_agreement" not in history.columns  # one number per trial
+
+
+def test_the_resolved_config_records_every_switch(grid_run):
+    cfg, _ = grid_run
+    recorded = yaml.safe_load((cfg.run_dir / "config.yaml").read_text())
+    assert recorded["grid"]["selection"] == "random" and recorded["grid"]["full_paraphrases"] == 100
+    assert recorded["grid"]["probe_size"] == 20
+    lora = recorded["lora"]
+    assert (lora["weight_decay"], lora["max_grad_norm"], lora["group_by_length"]) == (0.0, 1.0, True)
 
 
 def test_results_name_a_stored_adapter(grid_run):
@@ -30,19 +58,36 @@ def test_results_name_a_stored_adapter(grid_run):
 
 
 def test_optuna_search_runs_its_trials(ray_runtime, tiny_config, capsys):
-    path = tiny_config("search", search={"multi_objective": True})
+    # ASHA stops on epochs: epoch 0 (the base model) comes before its first rung.
+    path = tiny_config("search", search={"multi_objective": True, "asha": True})
     assert main(["tune", str(path)]) == 0
     cfg = load_config(path)
     results = pd.read_parquet(cfg.run_dir / "results.parquet")
     assert len(results) == 3
     assert results["rank"].between(1, 8).all() and set(results["extra"]) == {"HighlyKnown"}
+    history = pd.read_parquet(cfg.run_dir / "history.parquet")
+    assert (history.groupby("trial")["epoch"].min() == 0).all()
+    # The front of the numbers re-measured on the whole corpus after training, not the probe's.
     front = pd.read_parquet(cfg.run_dir / "pareto.parquet")
     assert 1 <= len(front) <= 3 and front["trial"].isin(results["trial"]).all()
+    assert list(front["trial"]) == list(pareto_front(results)["trial"])
     assert "best adapter" in capsys.readouterr().out
 
 
 def test_pareto_front_keeps_only_undominated_trials():
     results = pd.DataFrame(
-        {"trial": list("abcd"), "negative_shift": [0.1, 0.2, 0.1, 0.3], "reliability": [0.9, 1.0, 0.8, 0.95]}
+        {
+            "trial": list("abcd"),
+            "negative_shift_untrained": [0.1, 0.2, 0.1, 0.3],
+            "reliability": [0.9, 1.0, 0.8, 0.95],
+            "negative_shift": [0.5, 0.0, 0.0, 0.0],  # the probe's estimate: not what the front ranks
+        }
     )
     assert list(pareto_front(results)["trial"]) == ["a", "b"]  # c loses to a; d loses to b
+
+
+def test_engine_agreement_is_the_share_of_watched_facts_categorized_alike():
+    base = pd.DataFrame({"fact_id": ["a", "b", "c", "d"], "category": ["Unknown", "HighlyKnown", "MaybeKnown", "Unknown"]})
+    # Watched: a, b, c (d is neither new nor in the probe); c moved under the trainer's engine.
+    epoch0 = pd.DataFrame({"fact_id": ["a", "b", "c"], "category": ["Unknown", "HighlyKnown", "Unknown"]})
+    assert engine_agreement(base, epoch0) == pytest.approx(2 / 3)
