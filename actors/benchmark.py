@@ -1,4 +1,4 @@
-"""Benchmarks on a model (or model + peft adapter), run inside a Ray worker (grid/benchmarks.py).
+"""Benchmarks on a model (or model + peft adapter), run inside a Ray worker (grid/bench.py).
 
 - `answer_logliks`: the log-likelihood of each chat's last turn given the turns before it,
   through the model's own chat template: the built-in tasks score options and text this way.

@@ -3,7 +3,8 @@
 An engine turns chat prompts into answers: for each prompt one greedy answer and,
 when asked, `samples` sampled answers. The transformers engine runs anywhere (CPU,
 CUDA, bf16 on GPU); the vLLM engine needs CUDA and the `gpu` extra and is imported
-only on that path.
+only on that path. torch is imported inside the functions that run an engine: the
+settings classes here are part of every config, which `kgrid validate` reads without it.
 """
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-
 
 # peft 0.21 (the newest release) still reads transformers' deprecated
 # `is_gradient_checkpointing` whenever it wraps a model; our own calls use the new names.
@@ -47,6 +46,8 @@ class Engine(Protocol):
 
 def pick_engine(engine: str) -> str:
     """`auto` is vLLM where CUDA and vllm are present, transformers otherwise."""
+    import torch
+
     if engine != "auto":
         return engine
     if torch.cuda.is_available():
@@ -60,7 +61,7 @@ def pick_engine(engine: str) -> str:
 
 
 class EngineConfig(BaseModel):
-    """The `categorize.engine` settings: which engine, and how it batches and fits."""
+    """The `generators.engine` settings: which engine, and how it batches and fits."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["auto", "transformers", "vllm"] = "auto"
@@ -125,6 +126,7 @@ class TransformersEngine:
         trust_remote_code: bool = False,
         threads: int | None = None,
     ) -> "TransformersEngine":
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if threads:
@@ -149,32 +151,35 @@ class TransformersEngine:
         texts = self.tokenizer.apply_chat_template(prompts, tokenize=False, add_generation_prompt=True)
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-    @torch.inference_mode()
     def generate(
         self, prompts: list[list[dict]], decoding: Decoding, adapter: str | None = None
     ) -> list[list[str]]:
-        if adapter is not None:
-            self.model.set_adapter(adapter)
-        ids = self.encode(prompts)
-        # Sorted token lists put the prompts that share a few-shot prefix side by side.
-        order = sorted(range(len(ids)), key=lambda i: ids[i])
-        runs = [(1, dict(do_sample=False))]
-        if decoding.samples:
-            runs.append((decoding.samples, dict(do_sample=True, temperature=decoding.temperature, top_k=decoding.top_k)))
-        out: list[list[str]] = [[] for _ in ids]
-        for start, batch in prefix_batches(ids, order, self.batch_size):
-            for copies, run in runs:
-                # Seeded per batch, so a rerun over the same prompts samples the same answers.
-                torch.manual_seed(decoding.seed + start)
-                texts = self._generate([ids[i] for i in batch for _ in range(copies)], decoding.max_new_tokens, run)
-                for j, i in enumerate(batch):
-                    out[i].extend(t.strip() for t in texts[j * copies : (j + 1) * copies])
-        return out
+        import torch
+
+        with torch.inference_mode():
+            if adapter is not None:
+                self.model.set_adapter(adapter)
+            ids = self.encode(prompts)
+            # Sorted token lists put the prompts that share a few-shot prefix side by side.
+            order = sorted(range(len(ids)), key=lambda i: ids[i])
+            runs = [(1, dict(do_sample=False))]
+            if decoding.samples:
+                runs.append((decoding.samples, dict(do_sample=True, temperature=decoding.temperature, top_k=decoding.top_k)))
+            out: list[list[str]] = [[] for _ in ids]
+            for start, batch in prefix_batches(ids, order, self.batch_size):
+                for copies, run in runs:
+                    # Seeded per batch, so a rerun over the same prompts samples the same answers.
+                    torch.manual_seed(decoding.seed + start)
+                    texts = self._generate([ids[i] for i in batch for _ in range(copies)], decoding.max_new_tokens, run)
+                    for j, i in enumerate(batch):
+                        out[i].extend(t.strip() for t in texts[j * copies : (j + 1) * copies])
+            return out
 
     def _generate(self, rows: list[list[int]], max_new_tokens: int, run: dict) -> list[str]:
         """Generate for token lists. The prefix they all share (the system message and
         the exemplars of one prompt set) runs once and its KV cache serves every row:
         on the micro-world that is most of the prompt, and five times less compute."""
+        import torch
         from transformers import DynamicCache, StaticCache
 
         # Keep one token of every row uncached: generate needs a new position to start from.

@@ -3,7 +3,9 @@ and after every epoch, checkpoint each.
 
 Knows nothing of Ray Tune: the caller passes `evaluate` (metrics from an engine over
 the adapter being trained, and the epoch) and `report` (metrics plus the checkpoint
-folder), and a checkpoint to resume from. grid/tune.py wires these to Tune.
+folder), and a checkpoint to resume from. grid/trials.py wires these to Tune.
+torch is imported inside the functions that train: LoraSettings is part of every config,
+which `kgrid validate` reads without it.
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.engines import TransformersEngine
@@ -55,6 +56,8 @@ def encode(tokenizer, chats: list[list[dict]], mask_prompt: bool) -> list[tuple[
 
 def collate(examples, pad_id: int, device) -> dict:
     """Right-padded tensors of (input_ids, labels) examples: padding is masked out and never a label."""
+    import torch
+
     width = max(len(ids) for ids, _ in examples)
     ids = torch.full((len(examples), width), pad_id)
     labels = torch.full((len(examples), width), IGNORE)
@@ -71,6 +74,8 @@ def epoch_order(lengths: list[int], batch_size: int, group_by_length: bool) -> l
     cut into megabatches of min(50, n // (4 x batch_size)) batches, each sorted by length,
     longest first, and the longest example of all moved to the front (out of memory early,
     if ever). Consecutive batches then pad little."""
+    import torch
+
     order = torch.randperm(len(lengths)).tolist()
     if not group_by_length:
         return order
@@ -82,11 +87,15 @@ def epoch_order(lengths: list[int], batch_size: int, group_by_length: bool) -> l
 
 
 def make_optimizer(params, settings: LoraSettings) -> torch.optim.AdamW:
+    import torch
+
     return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
 def optimizer_step(optimizer, schedule, params: list, max_grad_norm: float | None) -> None:
     """Clip the gradients (the Trainer clips at 1.0), step, and clear them."""
+    import torch
+
     if max_grad_norm:
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
@@ -105,6 +114,7 @@ def train_adapter(
     eval_batch_size: int = 256,
     trust_remote_code: bool = False,
 ) -> None:
+    import torch
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup

@@ -1,4 +1,4 @@
-"""Benchmark scores and their deltas against the base model (PROTOCOL.md §5), on frames.
+"""Benchmark scores and their deltas against the base model (docs/protocol.md §5), on frames.
 
 The built-in tasks keep one row per scored chat ("items": fact_id, loglik, tokens, and
 for known_mc option and is_answer), so a trial's score can leave out the facts of its own

@@ -119,7 +119,7 @@ def transition_heatmaps(transitions: pd.DataFrame, results: pd.DataFrame, path: 
 
 def pareto_front_plot(results: pd.DataFrame, front: pd.DataFrame, path: Path) -> Path:
     """A search's trials by negative shift of the facts outside the mix and reliability, both
-    re-measured on the whole corpus after training (as grid/tune.py's pareto_front ranks
+    re-measured on the whole corpus after training (as grid/trials.py's pareto_front ranks
     them), the trials of the Pareto front joined."""
     shift = "negative_shift_untrained"
     fig = Figure(layout="constrained", figsize=(5, 4))

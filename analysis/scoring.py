@@ -181,7 +181,7 @@ def _category(p_greedy: float, p_sample: float) -> str:
     return UNKNOWN
 
 
-def categorize(scored: pd.DataFrame) -> pd.DataFrame:
+def categories_from_scores(scored: pd.DataFrame) -> pd.DataFrame:
     """One row per fact (in order of first appearance), columns CATEGORY_COLUMNS.
 
     p_greedy = correct greedy answers / M; p_sample = correct samples / samples (NaN

@@ -20,12 +20,13 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
-from grid.categorize import CategorizeConfig, categorize  # noqa: E402
+from grid.categorize import categorize  # noqa: E402
+from grid.generate import GeneratorsConfig  # noqa: E402
 from docs_page import emit  # noqa: E402  (benchmarks/docs_page.py, beside this script)
-from grid.facts import read_facts  # noqa: E402
-from grid.prompts import PromptConfig, build_prompts  # noqa: E402
+from grid.data.facts import read_facts  # noqa: E402
+from grid.data.prompts import PromptConfig, build_prompts  # noqa: E402
 from grid.runtime import connect  # noqa: E402
-from grid.world import build_world  # noqa: E402
+from grid.world.graph import build_world  # noqa: E402
 
 
 def baseline(model: str, messages: list, max_new_tokens: int) -> tuple[float, list[str]]:
@@ -62,7 +63,7 @@ def main() -> None:
     ray_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
-        result = categorize(facts, exemplars, str(world), prompts, CategorizeConfig(), cache, progress=False)
+        result = categorize(facts, exemplars, str(world), prompts, GeneratorsConfig(), cache, progress=False)
         ours_s = time.perf_counter() - t0
     both = table.assign(baseline=base_answers).merge(result.generations, on=["fact_id", "prompt_set"])
     agree = (both["baseline"] == both["output"]).mean()

@@ -28,11 +28,11 @@ def main() -> None:
     args = p.parse_args()
     cfg = load_config(args.config)
     if not args.read:
-        from grid.experiment import run_trials
+        from grid.pipeline import run_experiment
         from grid.runtime import connect
 
         connect()
-        run_trials(cfg, "grid", progress=False)
+        run_experiment(cfg, "grid", progress=False)
 
     run = cfg.run_dir
     laps = json.loads((run / "timings.json").read_text())

@@ -5,7 +5,7 @@ of docs/world.md.
 
 For each size: build time (fresh cache folder), parameters, folder size, then the
 categorization of every fact by the product's own instrument (grid.categorize, paper
-protocol of PROTOCOL.md §2: M=10 four-shot sets, greedy), split by how pretraining
+protocol of docs/protocol.md §2: M=10 four-shot sets, greedy), split by how pretraining
 exposed the fact and by popularity.
 """
 from __future__ import annotations
@@ -23,11 +23,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from grid.categorize import CategorizeConfig, categorize
-from grid.facts import read_facts
-from grid.prompts import PromptConfig
+from grid.cache import cache_root
+from grid.categorize import categorize
+from grid.data.facts import read_facts
+from grid.data.prompts import PromptConfig
+from grid.generate import GeneratorsConfig
 from grid.runtime import connect
-from grid.world import build_world, cache_root
+from grid.world.graph import build_world
 
 BEGIN, END = "<!-- measured: begin -->", "<!-- measured: end -->"
 
@@ -41,7 +43,7 @@ def measure(size: str, seed: int) -> dict:
         mb = sum(f.stat().st_size for f in world.iterdir()) / 2**20
         facts, exemplars = read_facts(world / "facts.parquet"), read_facts(world / "exemplars.parquet")
         start = time.perf_counter()
-        cats = categorize(facts, exemplars, str(world), PromptConfig(), CategorizeConfig(), cache).categories
+        cats = categorize(facts, exemplars, str(world), PromptConfig(), GeneratorsConfig(), cache).categories
         eval_s = time.perf_counter() - start
         exposure = pd.read_parquet(world / "exposure.parquet")[["fact_id", "exposure"]]
         cats = cats.merge(facts[["fact_id", "popularity"]], on="fact_id").merge(exposure, on="fact_id")

@@ -1,8 +1,15 @@
-"""Content keys for cached results: the same inputs always map to the same folder."""
+"""The two caches, and content keys for cached results: the same inputs always map to the same folder.
+
+- the storage's cache, `<storage>/cache/`: categorizations, paraphrases and benchmarks,
+  shared by every run in the same storage (and by `kgrid facts paraphrase`);
+- the user's cache, KGRID_CACHE or ~/.cache/knowledge-grid: built micro-worlds, and the
+  driver's staging folder of runs whose storage is a URI.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +17,16 @@ import pandas as pd
 # Files above this size are keyed by name, size and mtime: hashing 16 GB of
 # weights on every run would cost more than the cache saves.
 FULL_HASH_LIMIT = 256 * 2**20
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """The user's cache: `cache_dir` if given, else KGRID_CACHE, else ~/.cache/knowledge-grid."""
+    return Path(cache_dir or os.environ.get("KGRID_CACHE") or Path.home() / ".cache" / "knowledge-grid")
+
+
+def storage_cache(storage: str | Path) -> Path:
+    """The cache of the runs stored in the folder `storage`."""
+    return Path(storage) / "cache"
 
 
 def digest(*parts: object) -> str:

@@ -6,7 +6,7 @@ import sys
 
 
 def cmd_world_build(args) -> None:
-    from grid.world import build_world
+    from grid.world.graph import build_world
 
     print(build_world(args.size, args.seed, cache_dir=args.cache_dir))
 
@@ -19,7 +19,7 @@ def cmd_validate(args) -> None:
 
 
 def cmd_facts_import(args) -> None:
-    from grid.corpus import CorpusConfig, import_facts
+    from grid.data.sources import CorpusConfig, import_facts
 
     overrides = {k: v for k, v in (("source", args.source), ("on_error", args.on_error)) if v}
     given = {"templates": args.templates, "domains": args.domains, "per_relation": args.per_relation, "seed": args.seed}
@@ -29,18 +29,19 @@ def cmd_facts_import(args) -> None:
 
 
 def cmd_facts_exemplars(args) -> None:
-    from grid.corpus import write_exemplars
+    from grid.data.sources import write_exemplars
 
     out = write_exemplars(args.source_path, args.out, rows=args.rows, split=args.split)
     print(f"wrote {out}: the first {args.rows} rows of {args.source_path}")
 
 
 def cmd_facts_paraphrase(args) -> None:
-    from grid.categorize import CategorizeConfig
-    from grid.facts import read_facts
+    from grid.cache import storage_cache
+    from grid.config import DEFAULT_STORAGE
+    from grid.data.facts import read_facts
+    from grid.generate import GeneratorsConfig
     from grid.paraphrase import ParaphraseConfig, paraphrase, write_paraphrased
     from grid.runtime import connect
-    from grid.world import cache_root
 
     given = {"per_question": args.per_question, "candidates": args.candidates}
     cfg = ParaphraseConfig(
@@ -48,23 +49,23 @@ def cmd_facts_paraphrase(args) -> None:
     )
     facts = read_facts(args.facts_path)  # bad input fails here, naming file, row and field, before Ray starts
     connect(args.address)
-    workers = CategorizeConfig(engine={"kind": args.engine})
-    result = paraphrase(facts, cfg.model, cfg, workers, cache_root(args.cache_dir), cfg.trust_remote_code)
+    workers = GeneratorsConfig(engine={"kind": args.engine})
+    result = paraphrase(facts, cfg.model, cfg, workers, args.cache_dir or storage_cache(DEFAULT_STORAGE), cfg.trust_remote_code)
     write_paraphrased(result, args.out)
 
 
 def cmd_categorize(args) -> None:
     from analysis.scoring import category_distribution, reference_agreement
     from grid.config import load_config
-    from grid.experiment import categorize_base, resolve_inputs
+    from grid.run import Run
     from grid.runtime import connect, publish
 
     cfg = load_config(args.config)
-    inputs = resolve_inputs(cfg)
+    run = Run.open(cfg)
     connect(args.address, min_gpus=args.min_gpus)
-    result = categorize_base(cfg, inputs)
+    result = run.categorize_base()
     # Facts with labels (the paper's released Category): how far we reproduce them comes first.
-    agreement = reference_agreement(result.categories, inputs.facts)
+    agreement = reference_agreement(result.categories, run.facts)
     if agreement is not None:
         print(f"agreement with reference_category: {agreement.at['all', 'agreement']:.3f} "
               f"of {agreement.at['all', 'total']} labelled facts (rows: reference, columns: ours)")
@@ -77,14 +78,14 @@ def cmd_categorize(args) -> None:
 
 
 def cmd_trials(args) -> None:
+    from analysis.verdicts import best_trial
     from grid.config import load_config
-    from grid.experiment import run_trials
+    from grid.pipeline import run_experiment
     from grid.runtime import connect, publish
-    from grid.tune import best_trial
 
     cfg = load_config(args.config)
     connect(args.address, min_gpus=args.min_gpus)
-    results = run_trials(cfg, "search" if args.command == "tune" else "grid", resume=args.resume)
+    results = run_experiment(cfg, "search" if args.command == "tune" else "grid", resume=args.resume)
     print(f"{len(results)} trials: {cfg.run_dir / 'results.parquet'}")
     best = best_trial(results)
     if best is None:
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     para.add_argument("--candidates", type=int, default=None, help="generations per question: one greedy, the rest sampled (20)")
     para.add_argument("--engine", choices=["auto", "transformers", "vllm"], default="auto")
     para.add_argument("--trust-remote-code", action="store_true")
-    para.add_argument("--cache-dir", default=None, help="default: KGRID_CACHE or ~/.cache/knowledge-grid")
+    para.add_argument("--cache-dir", default=None, help="default: runs/cache, the cache of runs in the default storage")
     para.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     para.set_defaults(func=cmd_facts_paraphrase)
 

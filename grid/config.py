@@ -7,19 +7,25 @@ name the file, the key path and the reason.
 from __future__ import annotations
 
 from pathlib import Path
+
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from grid.benchmarks import BenchConfig
-from grid.categorize import CategorizeConfig
-from grid.corpus import CorpusConfig
-from grid.paraphrase import ParaphraseConfig
-from grid.prompts import PromptConfig
-from grid.tune import GridConfig, ResourcesConfig, SearchConfig
-from grid.tracking import TrackingConfig
 from actors.trial import LoraSettings
 from analysis.scoring import ScoringConfig
-from grid.world import WorldConfig, cache_root
+from grid.bench import BenchConfig
+from grid.cache import cache_root
+from grid.data.prompts import PromptConfig
+from grid.data.sources import CorpusConfig
+from grid.generate import GeneratorsConfig
+from grid.paraphrase import ParaphraseConfig
+from grid.tracking import TrackingConfig
+from grid.trials import GridConfig, ResourcesConfig, SearchConfig
+from grid.world.graph import WorldConfig
+
+
+# Runs go to <storage>/<experiment>/, their cache to <storage>/cache/ (grid/cache.py).
+DEFAULT_STORAGE = "runs"
 
 
 class ModelConfig(BaseModel):
@@ -33,12 +39,12 @@ class ModelConfig(BaseModel):
 class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     experiment: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    storage: str = "runs"
+    storage: str = DEFAULT_STORAGE
     model: ModelConfig = ModelConfig()
     world: WorldConfig = WorldConfig()
     corpus: CorpusConfig = CorpusConfig()
     prompts: PromptConfig = PromptConfig()
-    categorize: CategorizeConfig = CategorizeConfig()
+    generators: GeneratorsConfig = GeneratorsConfig()
     scoring: ScoringConfig = ScoringConfig()
     # Set: LLM paraphrases fill the Unknown facts' paraphrases before the grid (grid/paraphrase.py).
     paraphrase: ParaphraseConfig | None = None

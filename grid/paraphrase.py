@@ -5,7 +5,7 @@ micro-world has them from its templates and the paper's datasets carry a `para`
 column; for any other corpus a model writes them: each question lacking
 `per_question` paraphrases becomes one chat prompt (an instruction and a few fixed
 examples), answered `candidates` times (one greedy answer, the rest sampled) by the
-same Generator actors and engines as the categorization (grid/categorize.py), and
+same generator pool as the categorization (grid/generate.py), and
 the candidates are judged by analysis/paraphrases.py. Facts that end with fewer than
 `per_question` are listed in the summary, never padded.
 
@@ -18,19 +18,23 @@ last to mark the key finished.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.engines import Decoding
 from analysis.paraphrases import fill, judge, summarize
+from analysis.scoring import UNKNOWN
 from grid.cache import digest, frame_fingerprint, path_fingerprint
-from grid.categorize import CategorizeConfig, finished_facts, generate_shards, read_shards
-from grid.corpus import summary_path
-from grid.facts import write_facts
+from grid.generate import GeneratorsConfig, finished_facts, generate_shards, read_shards
+from grid.data.sources import summary_path
+from grid.data.facts import validate_facts, write_facts
+
+if TYPE_CHECKING:
+    from grid.run import Run
 
 INSTRUCTION = (
     "Rephrase the question: ask for the same fact in other words. Keep every name exactly as "
@@ -49,7 +53,7 @@ PROMPT_FORMAT = 1
 class ParaphraseConfig(BaseModel):
     """`paraphrase:` in an experiment config (and the options of `kgrid facts paraphrase`).
 
-    The job runs on the engine and actor pool of the `categorize` section.
+    The job runs on the pool of the `generators:` section.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -104,7 +108,7 @@ def paraphrase(
     facts: pd.DataFrame,
     model: str,
     cfg: ParaphraseConfig,
-    workers: CategorizeConfig,
+    workers: GeneratorsConfig,
     cache: str | Path,
     trust_remote_code: bool = False,
     progress: bool = True,
@@ -157,3 +161,22 @@ def write_paraphrased(result: Paraphrasing, out_path: str | Path, summary_file: 
     )
     print(f"wrote {out} and {summary_file}")
     return out
+
+
+def paraphrase_unknown(run: Run, base_greedy: pd.DataFrame) -> Run:
+    """The run with the paraphrases of its Unknown facts (the only ones a paraphrase mix
+    draws) filled up to `paraphrase.per_question`; facts.parquet is rewritten with them and
+    the judging summary is stored beside it as paraphrase.summary.json."""
+    cfg = run.cfg.paraphrase
+    result = paraphrase(
+        run.facts,
+        cfg.model or run.model,
+        cfg,
+        run.cfg.generators,
+        run.cache,
+        trust_remote_code=cfg.trust_remote_code if cfg.model else run.trust_remote_code,
+        progress=run.progress,
+        among=base_greedy.loc[base_greedy["category"] == UNKNOWN, "fact_id"],
+    )
+    write_paraphrased(result, run.folder / "facts.parquet", run.folder / "paraphrase.summary.json")
+    return replace(run, facts=validate_facts(result.facts, "paraphrased facts"))

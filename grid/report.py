@@ -35,8 +35,8 @@ PROTOCOL_SWITCHES = (
     "lora.weight_decay",
     "lora.max_grad_norm",
     "lora.group_by_length",
-    "categorize.engine.kind",
-    "categorize.engine.dtype",
+    "generators.engine.kind",
+    "generators.engine.dtype",
 )
 
 
@@ -107,9 +107,9 @@ def build_report(run_dir: str | Path) -> Path:
         "<h2>Protocol</h2>",
         f"<p>{html.escape(protocol)}</p>",
     ]
-    base = run / "categories" / "base_distribution.csv"
-    if base.exists():
-        body += ["<h2>Base model categories</h2>", pd.read_csv(base).to_html(index=False, float_format="{:.3f}".format)]
+    distribution = run / "categories" / "base_distribution.csv"
+    if distribution.exists():
+        body += ["<h2>Base model categories</h2>", pd.read_csv(distribution).to_html(index=False, float_format="{:.3f}".format)]
 
     for name, (title, make) in TABLES.items():
         table = make(results)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-# Local runs need no token auth, usage stats or dashboard (RAY_NOTES.md).
+# Local runs need no token auth, usage stats or dashboard (docs/design.md, "Ray facts").
 LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 

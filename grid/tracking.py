@@ -13,8 +13,6 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, model_validator
-from ray.air.integrations.mlflow import MLflowLoggerCallback
-from ray.air.integrations.wandb import WandbLoggerCallback
 
 if TYPE_CHECKING:
     from grid.config import ExperimentConfig
@@ -62,40 +60,49 @@ class TrackingConfig(BaseModel):
     wandb: WandbConfig | None = None
 
 
-class MlflowCallback(MLflowLoggerCallback):
+def mlflow_callback(settings: dict, **kwargs):
     """Tune's MLflow logger, with the `lora:` settings the trial does not vary as params
     too, and the epoch (0: before training) as each metric's step."""
+    # Imported here: ray.air's integrations load Ray Tune and Ray Data, which a config check must not.
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    def __init__(self, settings: dict, **kwargs):
-        super().__init__(**kwargs)
-        self.settings = settings
+    class MlflowCallback(MLflowLoggerCallback):
+        def __init__(self, settings: dict, **kwargs):
+            super().__init__(**kwargs)
+            self.settings = settings
 
-    def log_trial_start(self, trial) -> None:
-        super().log_trial_start(trial)
-        fixed = {k: v for k, v in self.settings.items() if k not in trial.config}
-        self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=fixed)
+        def log_trial_start(self, trial) -> None:
+            super().log_trial_start(trial)
+            fixed = {k: v for k, v in self.settings.items() if k not in trial.config}
+            self.mlflow_util.log_params(run_id=self._trial_runs[trial], params_to_log=fixed)
 
-    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
-        # Tune's default step, training_iteration, is the epoch + 1: epoch 0 is reported too.
-        self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=result, step=result["epoch"])
+        def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+            # Tune's default step, training_iteration, is the epoch + 1: epoch 0 is reported too.
+            self.mlflow_util.log_metrics(run_id=self._trial_runs[trial], metrics_to_log=result, step=result["epoch"])
+
+    return MlflowCallback(settings, **kwargs)
 
 
-class WandbCallback(WandbLoggerCallback):
+def wandb_callback(settings: dict, **kwargs):
     """Tune's W&B logger, with the `lora:` settings the trial does not vary in each run's config."""
+    from ray.air.integrations.wandb import WandbLoggerCallback
 
-    def __init__(self, settings: dict, **kwargs):
-        super().__init__(**kwargs)
-        self.settings = settings
+    class WandbCallback(WandbLoggerCallback):
+        def __init__(self, settings: dict, **kwargs):
+            super().__init__(**kwargs)
+            self.settings = settings
 
-    def setup(self, *args, **kwargs) -> None:
-        # Ray's API-key check skips offline runs only when WANDB_MODE says so.
-        with mock.patch.dict(os.environ, WANDB_MODE=self.kwargs["mode"]):
-            super().setup(*args, **kwargs)
+        def setup(self, *args, **kwargs) -> None:
+            # Ray's API-key check skips offline runs only when WANDB_MODE says so.
+            with mock.patch.dict(os.environ, WANDB_MODE=self.kwargs["mode"]):
+                super().setup(*args, **kwargs)
 
-    def _start_logging_actor(self, trial, exclude_results, **init) -> None:
-        # The one place (ray 2.60) where the run's config is assembled before wandb.init.
-        init["config"] = {**self.settings, **init["config"]}
-        super()._start_logging_actor(trial, exclude_results, **init)
+        def _start_logging_actor(self, trial, exclude_results, **init) -> None:
+            # The one place (ray 2.60) where the run's config is assembled before wandb.init.
+            init["config"] = {**self.settings, **init["config"]}
+            super()._start_logging_actor(trial, exclude_results, **init)
+
+    return WandbCallback(settings, **kwargs)
 
 
 def tracking_callbacks(cfg: ExperimentConfig) -> list:
@@ -105,7 +112,7 @@ def tracking_callbacks(cfg: ExperimentConfig) -> list:
     if tracking.mlflow is not None:
         store = f"sqlite:///{run_dir / 'mlflow.db'}"
         callbacks.append(
-            MlflowCallback(
+            mlflow_callback(
                 settings,
                 tracking_uri=tracking.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or store,
                 experiment_name=tracking.mlflow.experiment_name or cfg.experiment,
@@ -113,7 +120,7 @@ def tracking_callbacks(cfg: ExperimentConfig) -> list:
         )
     if tracking.wandb is not None:
         callbacks.append(
-            WandbCallback(
+            wandb_callback(
                 settings,
                 project=tracking.wandb.project,
                 group=tracking.wandb.group or cfg.experiment,

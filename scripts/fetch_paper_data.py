@@ -22,7 +22,8 @@ from itertools import islice
 from pathlib import Path
 
 from grid.config import load_config
-from grid.corpus import EXEMPLAR_ROWS, SourceConfig, write_exemplars
+from grid.data.reading import SourceConfig
+from grid.data.sources import EXEMPLAR_ROWS, write_exemplars
 
 RELEASED = "memyprokotow/llama-3.1-8B-HighlyKnown"
 TRIVIAQA = ("mandarjoshi/trivia_qa", "rc")

@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 TINY = {
     "world": {"size": "tiny", "seed": 0},
     "prompts": {"sets": 4, "shots": 4, "max_new_tokens": 16},
-    "categorize": {"engine": {"kind": "transformers"}},
+    "generators": {"engine": {"kind": "transformers"}},
     "lora": {"rank": 4, "lr": 1.0e-2, "epochs": 4, "batch_size": 4, "mask_prompt": True, "dropout": 0.0},
     "grid": {"unknown": [6], "extra": ["HighlyKnown"], "ratio": [0, 1], "seeds": [0], "probe_size": 20},
     "search": {"trials": 3, "unknown": 6, "rank": [1, 8], "ratio": [0, 1], "extra": ["HighlyKnown"], "reliability_floor": 0.5},
@@ -32,7 +32,7 @@ def world_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_world(world_cache):
-    from grid.world import build_world
+    from grid.world.graph import build_world
 
     return build_world("tiny", 0, cache_dir=world_cache, progress=False)
 
@@ -83,8 +83,8 @@ def no_local_ray():
 def grid_run(world_cache, tiny_config):
     """The tiny grid (2 trials), run once: trials, adapter evaluation and report."""
     from grid.config import load_config
-    from grid.experiment import run_trials
+    from grid.pipeline import run_experiment
 
     local_ray()
     cfg = load_config(tiny_config("grid"))
-    return cfg, run_trials(cfg, "grid", progress=False)
+    return cfg, run_experiment(cfg, "grid", progress=False)

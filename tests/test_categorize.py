@@ -1,39 +1,41 @@
 """The categorization instrument end to end: Ray Data over the tiny micro-world on 2 CPUs."""
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
 from grid.config import load_config
-from grid.experiment import cache_dir, categorize_base, resolve_inputs
+from grid.run import Run
 
 
 @pytest.fixture(scope="module")
 def first(ray_runtime, tiny_config, tmp_path_factory):
     # A storage of its own: other modules fill the session's categorization cache.
     cfg = load_config(tiny_config("categorize", storage=str(tmp_path_factory.mktemp("categorize-runs"))))
-    inputs = resolve_inputs(cfg, progress=False)
-    return cfg, inputs, categorize_base(cfg, inputs, progress=False)
+    run = Run.open(cfg, progress=False)
+    return cfg, run, run.categorize_base()
 
 
 def test_tiny_world_has_every_paper_category(first):
-    cfg, inputs, result = first
+    cfg, run, result = first
     assert not result.cached
     counts = result.categories["category"].value_counts()
     assert {"HighlyKnown", "MaybeKnown", "Unknown"} <= set(counts.index)
-    assert len(result.categories) == len(inputs.facts)
-    assert len(result.generations) == len(inputs.facts) * cfg.prompts.sets  # greedy only in paper mode
+    assert len(result.categories) == len(run.facts)
+    assert len(result.generations) == len(run.facts) * cfg.prompts.sets  # greedy only in paper mode
     assert (cfg.run_dir / "categories" / "base.parquet").exists()
 
 
 def test_same_config_twice_is_a_cache_hit_with_the_same_categories(first):
-    cfg, inputs, result = first
-    again = categorize_base(cfg, inputs, progress=False)
+    cfg, run, result = first
+    again = run.categorize_base()
     assert again.cached and again.key == result.key
     pd.testing.assert_frame_equal(again.categories, result.categories)
 
 
 def test_interrupted_run_keeps_finished_shards_and_completes(first):
-    cfg, inputs, result = first
-    folder = cache_dir(cfg) / "categorize" / result.key
+    cfg, run, result = first
+    folder = run.cache / "categorize" / result.key
     # Simulate a kill after some batches: no final table, only part of the shards.
     (folder / "generations.parquet").unlink()
     shards = sorted((folder / "shards").glob("part-*.parquet"))
@@ -41,7 +43,7 @@ def test_interrupted_run_keeps_finished_shards_and_completes(first):
     for extra in shards[len(kept) :]:
         extra.unlink()
     kept_facts = set(pd.concat(pd.read_parquet(p) for p in kept)["fact_id"])
-    resumed = categorize_base(cfg, inputs, progress=False)
+    resumed = run.categorize_base()
     assert not resumed.cached
     new_shards = sorted((folder / "shards").glob("part-*.parquet"))[len(kept) :]
     regenerated = set(pd.concat(pd.read_parquet(p) for p in new_shards)["fact_id"])
@@ -50,26 +52,28 @@ def test_interrupted_run_keeps_finished_shards_and_completes(first):
 
 
 def test_a_changed_protocol_is_a_new_key(first):
-    cfg, inputs, result = first
-    from grid.categorize import categorization_key, resolved_engine
+    cfg, run, result = first
+    from grid.categorize import categorization_key
+    from grid.generate import resolved_engine
 
-    engine = resolved_engine(cfg.categorize.engine)
-    assert categorization_key(inputs.model, None, inputs.facts, inputs.exemplars, cfg.prompts, engine) == result.key
+    engine = resolved_engine(cfg.generators.engine)
+    assert categorization_key(run.model, None, run.facts, run.exemplars, cfg.prompts, engine) == result.key
     changed = cfg.prompts.model_copy(update={"max_new_tokens": 8})
-    assert categorization_key(inputs.model, None, inputs.facts, inputs.exemplars, changed, engine) != result.key
+    assert categorization_key(run.model, None, run.facts, run.exemplars, changed, engine) != result.key
 
 
 def test_the_engine_is_part_of_the_key_with_auto_resolved(first):
-    cfg, inputs, result = first
+    cfg, run, result = first
     from actors.engines import EngineConfig
-    from grid.categorize import categorization_key, resolved_engine
+    from grid.categorize import categorization_key
+    from grid.generate import resolved_engine
 
     # On this CPU-only Ray, `auto` is the transformers engine in float32, as the actors pick it.
     assert resolved_engine(EngineConfig()) == {"kind": "transformers", "dtype": "float32"}
-    assert resolved_engine(EngineConfig()) == resolved_engine(cfg.categorize.engine)  # the config says transformers
+    assert resolved_engine(EngineConfig()) == resolved_engine(cfg.generators.engine)  # the config says transformers
 
     def key(**engine):
-        return categorization_key(inputs.model, None, inputs.facts, inputs.exemplars, cfg.prompts, engine)
+        return categorization_key(run.model, None, run.facts, run.exemplars, cfg.prompts, engine)
 
     assert key(kind="transformers", dtype="float32") == result.key
     assert key(kind="vllm", dtype="auto") != result.key
@@ -77,26 +81,26 @@ def test_the_engine_is_part_of_the_key_with_auto_resolved(first):
 
 
 def test_only_raw_outputs_are_cached_and_scoring_runs_on_every_read(first, monkeypatch):
-    cfg, inputs, result = first
+    cfg, run, result = first
     import grid.categorize
-    from analysis.scoring import ScoringConfig, categorize, score_generations
+    from analysis.scoring import ScoringConfig, categories_from_scores, score_generations
 
-    folder = cache_dir(cfg) / "categorize" / result.key
+    folder = run.cache / "categorize" / result.key
     assert sorted(p.name for p in folder.iterdir()) == ["generations.parquet", "meta.json", "shards"]
     assert list(pd.read_parquet(folder / "generations.parquet").columns) == ["fact_id", "prompt_set", "sample", "output"]
 
     # The paper's rule on the same raw outputs: read from the cache, scored by that rule.
-    paper = categorize_base(cfg.model_copy(update={"scoring": ScoringConfig(match="paper")}), inputs, progress=False)
+    paper = replace(run, cfg=cfg.model_copy(update={"scoring": ScoringConfig(match="paper")})).categorize_base()
     assert paper.cached and paper.key == result.key
     raw = result.generations[["fact_id", "prompt_set", "sample", "output"]]
-    expected = score_generations(raw, inputs.facts, "paper")
+    expected = score_generations(raw, run.facts, "paper")
     pd.testing.assert_frame_equal(paper.generations, expected)
-    pd.testing.assert_frame_equal(paper.categories, categorize(expected))
+    pd.testing.assert_frame_equal(paper.categories, categories_from_scores(expected))
 
     # Changed scoring code (here: nothing is ever correct) applies to a cached categorization.
     def nothing_correct(gens, facts, match="corrected"):
         return score_generations(gens, facts, match).assign(correct=False)
 
     monkeypatch.setattr(grid.categorize, "score_generations", nothing_correct)
-    again = categorize_base(cfg, inputs, progress=False)
+    again = run.categorize_base()
     assert again.cached and (again.categories["category"] == "Unknown").all()

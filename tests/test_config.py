@@ -26,7 +26,7 @@ def write(tmp_path, text):
     [
         ("experiment: x\nprompts:\n  shotz: 4\n", "prompts.shotz", "unknown key"),
         ("experiment: x\nprompts:\n  sets: many\n", "prompts.sets", "integer"),
-        ("experiment: x\ncategorize:\n  engine:\n    kind: tpu\n", "categorize.engine.kind", "'auto', 'transformers' or 'vllm'"),
+        ("experiment: x\ngenerators:\n  engine:\n    kind: tpu\n", "generators.engine.kind", "'auto', 'transformers' or 'vllm'"),
         ("experiment: x\nworld:\n  size: huge\n", "world.size", "tiny"),
         ("storage: runs\n", "experiment", "Field required"),
     ],
@@ -55,7 +55,7 @@ def test_yaml_syntax_error_is_one_line_with_file_line_and_column(tmp_path, capsy
 
 
 def test_every_world_setting_reaches_the_build(tmp_path, monkeypatch):
-    import grid.experiment
+    import grid.run
 
     seen = {}
 
@@ -63,19 +63,19 @@ def test_every_world_setting_reaches_the_build(tmp_path, monkeypatch):
         seen["world"] = cfg
         raise RuntimeError("stop before any work")
 
-    monkeypatch.setattr(grid.experiment, "build", build)
+    monkeypatch.setattr(grid.run, "build", build)
     cfg = load_config(write(tmp_path, f"experiment: x\nstorage: {tmp_path}\nworld:\n  size: tiny\n  reps_known: 40\n"))
     with pytest.raises(RuntimeError):
-        grid.experiment.resolve_inputs(cfg, progress=False)
+        grid.run.Run.open(cfg, progress=False)
     assert seen["world"].reps_known == 40 and seen["world"].size == "tiny"
     # The same settings name the same world folder, so a cached world is the one configured.
-    from grid.world import WorldConfig
+    from grid.world.graph import WorldConfig
 
     assert seen["world"].key() == WorldConfig(size="tiny", reps_known=40).key() != WorldConfig(size="tiny").key()
 
 
 def test_a_file_that_is_not_parquet_is_named(tmp_path, capsys):
-    from grid.facts import read_facts
+    from grid.data.facts import read_facts
 
     path = tmp_path / "facts.parquet"
     path.write_text("question,answer\nWho?,me\n")

@@ -6,8 +6,8 @@ import torch
 
 import actors.engines as engines
 from actors.engines import Decoding, EngineConfig, TransformersEngine, make_engine, pick_engine, prefix_batches
-from grid.facts import read_facts
-from grid.prompts import PromptConfig, build_prompts
+from grid.data.facts import read_facts
+from grid.data.prompts import PromptConfig, build_prompts
 
 
 @pytest.fixture(scope="module")

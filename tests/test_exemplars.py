@@ -1,5 +1,5 @@
 """The paper's exemplar pool from TriviaQA rows, and the paper's released data into
-`kgrid categorize` (grid/corpus.py, grid/cli.py, scripts/fetch_paper_data.py).
+`kgrid categorize` (grid/data/sources.py, grid/cli.py, scripts/fetch_paper_data.py).
 Every input is a few rows built here in the shape of the real dataset."""
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from grid.cli import main
-from grid.corpus import CorpusConfig, SourceConfig, load_exemplars, normalize_answer, write_exemplars
-from grid.facts import FactError
-from grid.prompts import PromptConfig, build_prompts
+from grid.data.reading import SourceConfig
+from grid.data.sources import CorpusConfig, load_exemplars, normalize_answer, write_exemplars
+from grid.data.facts import FactError
+from grid.data.prompts import PromptConfig, build_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,15 +185,15 @@ def test_categorize_leads_with_agreement_against_the_released_labels(tmp_path, m
 
     measured = ["HighlyKnown", "Unknown", "Unknown", "HighlyKnown"]  # agrees on facts 0 and 1: 2 of 4
 
-    def categorize_base(cfg, inputs, progress=True):
-        assert list(inputs.facts.reference_category) == released_rows()["Category"]
-        assert list(inputs.facts.paraphrases[0]) == ["Queen plays which genre?"]
-        assert list(inputs.exemplars.normalized_aliases[1]) == ["beatles"]
-        cats = pd.DataFrame({"fact_id": inputs.facts.fact_id, "category": measured, "p_greedy": [1.0, 0, 0, 1.0],
+    def categorize_base(run):
+        assert list(run.facts.reference_category) == released_rows()["Category"]
+        assert list(run.facts.paraphrases[0]) == ["Queen plays which genre?"]
+        assert list(run.exemplars.normalized_aliases[1]) == ["beatles"]
+        cats = pd.DataFrame({"fact_id": run.facts.fact_id, "category": measured, "p_greedy": [1.0, 0, 0, 1.0],
                              "p_sample": 0.0, "refused": False, "refused_paper": False})
         return Categorization(generations=pd.DataFrame(), categories=cats, key="k", cached=False)
 
-    monkeypatch.setattr("grid.experiment.categorize_base", categorize_base)
+    monkeypatch.setattr("grid.run.Run.categorize_base", categorize_base)
     monkeypatch.setattr("grid.runtime.connect", lambda *a, **k: None)
     assert main(["categorize", str(config)]) == 0
     out = capsys.readouterr().out

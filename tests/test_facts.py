@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from grid.facts import COLUMNS, FactError, read_facts, validate_facts, write_facts
+from grid.data.facts import COLUMNS, FactError, read_facts, validate_facts, write_facts
 
 
 def frame(**over):

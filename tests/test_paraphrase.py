@@ -105,14 +105,14 @@ def test_candidates_of_an_unknown_fact_are_an_error():
 def job(ray_runtime, tiny_world, storage):
     """6 micro-world facts (2 template paraphrases each) filled up to 3, with 3 candidates each,
     in the cache of the session's storage (the config-block test below finds it there)."""
-    from grid.categorize import CategorizeConfig
-    from grid.facts import read_facts
+    from grid.generate import GeneratorsConfig
+    from grid.data.facts import read_facts
     from grid.paraphrase import ParaphraseConfig, paraphrase
 
     facts = read_facts(tiny_world / "facts.parquet").head(6)
     cfg = ParaphraseConfig(per_question=3, candidates=3)
     # Batches of 2 prompts: 3 shards, so the resume test below can drop one.
-    workers = CategorizeConfig(engine={"kind": "transformers"}, actors=1, prompts_per_batch=2)
+    workers = GeneratorsConfig(engine={"kind": "transformers"}, actors=1, prompts_per_batch=2)
     run = lambda: paraphrase(facts, str(tiny_world), cfg, workers, storage / "cache", progress=False)  # noqa: E731
     return facts, run, run()
 
@@ -159,20 +159,21 @@ def test_interrupted_run_keeps_finished_shards(job, storage):
 
 def test_config_block_fills_the_unknown_facts_of_a_run(job, tiny_config):
     from grid.config import load_config
-    from grid.experiment import paraphrase_unknown, resolve_inputs
-    from grid.facts import read_facts
+    from grid.paraphrase import paraphrase_unknown
+    from grid.run import Run
+    from grid.data.facts import read_facts
 
     facts, _, result = job
     cfg = load_config(tiny_config("paraphrase", paraphrase={"per_question": 3, "candidates": 3}))
-    inputs = resolve_inputs(cfg, progress=False)
+    run = Run.open(cfg, progress=False)
     unknown = set(facts["fact_id"])
-    base = pd.DataFrame({"fact_id": inputs.facts["fact_id"]})
+    base = pd.DataFrame({"fact_id": run.facts["fact_id"]})
     base["category"] = ["Unknown" if f in unknown else "HighlyKnown" for f in base["fact_id"]]
-    out = paraphrase_unknown(cfg, inputs, base, progress=False)
+    out = paraphrase_unknown(run, base)
     stored = read_facts(cfg.run_dir / "facts.parquet")
     pd.testing.assert_frame_equal(stored, out.facts)
     filled = dict(zip(result.facts["fact_id"], result.facts["paraphrases"]))
-    original = dict(zip(inputs.facts["fact_id"], inputs.facts["paraphrases"]))
+    original = dict(zip(run.facts["fact_id"], run.facts["paraphrases"]))
     for f, paras in zip(stored["fact_id"], stored["paraphrases"]):
         assert paras == (filled[f] if f in unknown else original[f])  # known facts are not prompted
     summary = json.loads((cfg.run_dir / "paraphrase.summary.json").read_text())
@@ -196,8 +197,8 @@ def test_config_block_is_typed():
 
 def test_cli_writes_the_filled_table_and_summary(job, tiny_world, storage, tmp_path, capsys):
     from grid.cli import main
-    from grid.corpus import summary_path
-    from grid.facts import read_facts, write_facts
+    from grid.data.sources import summary_path
+    from grid.data.facts import read_facts, write_facts
 
     facts, _, result = job
     source = write_facts(facts, tmp_path / "facts.parquet")

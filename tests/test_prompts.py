@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from grid.facts import FactError
-from grid.prompts import PromptConfig, build_prompts, protocol_key, training_messages
+from grid.data.facts import FactError
+from grid.data.prompts import PromptConfig, build_prompts, protocol_key, training_messages
 
 
 def pool(n, relations=None):

@@ -8,7 +8,7 @@ import pytest
 from analysis.figures import optimization_history, pareto_front_plot
 from grid.cli import main
 from grid.report import protocol_line
-from grid.tune import pareto_front
+from analysis.verdicts import pareto_front
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from grid.config import load_config
-from grid.tune import EPOCH0_FILE
+from grid.trials import EPOCH0_FILE
 
 pytestmark = pytest.mark.usefixtures("no_local_ray")  # these tests start Ray in subprocesses
 

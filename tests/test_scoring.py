@@ -8,7 +8,7 @@ from analysis.scoring import (
     AliasMatcher,
     ScoringConfig,
     canonical_category,
-    categorize,
+    categories_from_scores,
     category_distribution,
     extract_answer,
     is_correct,
@@ -107,7 +107,7 @@ def test_categories_with_samples():
         + greedy("uk", ["Milan", "Milan"])
         + [("uk", 0, 1, "Milan"), ("uk", 0, 2, "Milan"), ("uk", 1, 1, "Milan"), ("uk", 1, 2, "Milan")]
     )
-    cats = categorize(score_generations(gens(rows), FACTS))
+    cats = categories_from_scores(score_generations(gens(rows), FACTS))
     assert list(cats.columns) == ["fact_id", "p_greedy", "p_sample", "category", "refused", "refused_paper", "greedy_answers"]
     c = cats.set_index("fact_id")
     assert c.category.to_dict() == {"hk": "HighlyKnown", "mk": "MaybeKnown", "wk": "WeaklyKnown", "uk": "Unknown"}
@@ -117,13 +117,13 @@ def test_categories_with_samples():
 
 
 def test_no_weakly_known_without_samples():
-    cats = categorize(score_generations(gens(greedy("wk", ["Bergen", "Bergen"])), FACTS))
+    cats = categories_from_scores(score_generations(gens(greedy("wk", ["Bergen", "Bergen"])), FACTS))
     assert cats.category.tolist() == ["Unknown"] and math.isnan(cats.p_sample[0])
 
 
 def test_greedy_answers_ordered_by_prompt_set_and_facts_by_appearance():
     rows = [("mk", 1, 0, "Answer: B"), ("hk", 0, 0, "Paris"), ("mk", 0, 0, "Answer: A"), ("hk", 1, 0, "Paris")]
-    cats = categorize(score_generations(gens(rows), FACTS))
+    cats = categories_from_scores(score_generations(gens(rows), FACTS))
     assert cats.fact_id.tolist() == ["mk", "hk"]
     assert cats.greedy_answers[0] == ["A", "B"]
 
@@ -137,16 +137,16 @@ def test_refusal_variants_and_the_paper_bug():
         + greedy("mk", ["Lyon", NO_INFO, NO_INFO])  # sets 1-2: paper misses it, majority yes
         + greedy("uk", ["I cannot verify that.", "I cannot verify.", "Milan"])  # no "information": paper misses it
     )
-    c = categorize(score_generations(gens(rows), FACTS)).set_index("fact_id")
+    c = categories_from_scores(score_generations(gens(rows), FACTS)).set_index("fact_id")
     assert c.refused.to_dict() == {"hk": False, "mk": True, "uk": True}
     assert c.refused_paper.to_dict() == {"hk": True, "mk": False, "uk": False}
 
 
 def test_incomplete_or_duplicated_generations_are_errors():
     with pytest.raises(ValueError, match="fact 'mk' has 1 greedy answers, expected one per prompt set \\(2\\)"):
-        categorize(score_generations(gens(greedy("hk", ["a", "b"]) + greedy("mk", ["a"])), FACTS))
+        categories_from_scores(score_generations(gens(greedy("hk", ["a", "b"]) + greedy("mk", ["a"])), FACTS))
     with pytest.raises(ValueError, match="two rows for prompt set 0, sample 0"):
-        categorize(score_generations(gens(greedy("hk", ["a"]) * 2), FACTS))
+        categories_from_scores(score_generations(gens(greedy("hk", ["a"]) * 2), FACTS))
 
 
 def cat_frame(categories, refused=None):
@@ -240,7 +240,7 @@ def test_score_generations_match_modes():
 def test_paper_refusal_reads_the_raw_output_of_set_0():
     rows = greedy("hk", ["Paris", "Paris"])
     rows[0] = ("hk", 0, 0, "Answer: Paris\nI couldn't find any information on the next one.")
-    c = categorize(score_generations(gens(rows), FACTS)).iloc[0]
+    c = categories_from_scores(score_generations(gens(rows), FACTS)).iloc[0]
     # the extracted answer "Paris" has no "information"; the raw output of set 0 has
     assert c["refused_paper"] and not c["refused"] and c["greedy_answers"] == ["Paris", "Paris"]
 

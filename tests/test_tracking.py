@@ -16,10 +16,10 @@ EPOCHS = [0, 1, 2]
 
 
 def run(tiny_config, name: str, tracking: dict):
-    from grid.experiment import run_trials
+    from grid.pipeline import run_experiment
 
     cfg = load_config(tiny_config(name, tracking=tracking, **ONE_TRIAL))
-    run_trials(cfg, "grid", progress=False)
+    run_experiment(cfg, "grid", progress=False)
     return cfg
 
 

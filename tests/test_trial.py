@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from actors.trial import LoraSettings, epoch_order, make_optimizer, optimizer_step, train_adapter
-from grid.prompts import training_messages
+from grid.data.prompts import training_messages
 
 
 def _step(settings: LoraSettings, grad: torch.Tensor) -> torch.Tensor:

@@ -6,9 +6,10 @@ import time
 import pandas as pd
 import pytest
 
-from grid.facts import read_facts
-from grid.world import RELATIONS, WorldConfig, build, build_world, generate, world_path
-from grid.world_model import greedy_answers, messages, refusal
+from grid.data.facts import read_facts
+from grid.world.graph import RELATIONS, WorldConfig, build, build_world, generate, world_path
+from actors.pretrain import greedy_answers
+from grid.world.chat import messages, refusal
 
 
 def test_generation_is_deterministic_per_seed():
@@ -50,7 +51,7 @@ def test_killed_build_leaves_no_world(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("grid.world.world_model.train", boom)
+    monkeypatch.setattr("actors.pretrain.train", boom)
     with pytest.raises(KeyboardInterrupt):
         build(WorldConfig(size="tiny"), tmp_path, progress=False)
     assert list((tmp_path / "worlds").iterdir()) == []

@@ -1,14 +1,14 @@
-"""External benchmarks of the base model and every finished adapter (PROTOCOL.md §5): does
+"""External benchmarks of the base model and every finished adapter (docs/protocol.md §5): does
 packing new facts cost general ability? One Ray task per model or adapter.
 
-Tasks, each one column pair bench_<task>, bench_<task>_delta in results.parquet
+Tasks, each one column pair bench_<task>, bench_<task>_delta in the results
 (analysis/benchmarks.py):
 
 - known_mc (built-in): multiple choice over the facts the base model knows (HighlyKnown
   in the base categories). Options: the true answer and 3 distractors drawn, seeded per
   fact, from the answers of the same relation in the corpus (none that would score as
   correct). Each option is scored by its log-likelihood as the assistant turn
-  "Answer: <option>" after the categorization prompt of exemplar set 0 (grid/prompts.py);
+  "Answer: <option>" after the categorization prompt of exemplar set 0 (grid/data/prompts.py);
   the most likely option is the model's choice. Chance is 0.25.
 - known_ppl (built-in): perplexity of the same facts' answers asked with their
   paraphrase templates, the held-out world text: the micro-world's pretraining showed
@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,13 +42,16 @@ from analysis.benchmarks import AGGREGATE, bench_record, held_out, mc_accuracy
 from analysis.scoring import HIGHLY_KNOWN, is_correct
 from analysis.trial_analysis import merge_records
 from grid.cache import digest, path_fingerprint
-from grid.prompts import PromptConfig, build_prompts, fact_rng, with_answer
+from grid.data.prompts import PromptConfig, build_prompts, fact_rng, with_answer
+
+if TYPE_CHECKING:
+    from grid.run import Run
 
 BUILTIN = tuple(AGGREGATE)
 OPTIONS = 4  # the true answer and 3 distractors, as in MMLU
 # Bump when built-in items or their scoring change, so cached scores are not reused.
 BENCH_FORMAT = 1
-# The paper's shots (PROTOCOL.md §5); a task not named here takes its own default.
+# The paper's shots (docs/protocol.md §5); a task not named here takes its own default.
 PAPER_SHOTS = {"mmlu": 5, "truthfulqa_mc1": 0, "truthfulqa_mc2": 0}
 
 
@@ -89,9 +93,9 @@ class Bench:
     items: dict[str, pd.DataFrame]
 
 
-def known_facts(facts: pd.DataFrame, base: pd.DataFrame, limit: int | None) -> pd.DataFrame:
-    """The facts the base model knows (HighlyKnown in `base`, its greedy categories), by fact_id."""
-    known = set(base.loc[base["category"] == HIGHLY_KNOWN, "fact_id"])
+def known_facts(facts: pd.DataFrame, base_greedy: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    """The facts the base model knows (HighlyKnown in its greedy categories), by fact_id."""
+    known = set(base_greedy.loc[base_greedy["category"] == HIGHLY_KNOWN, "fact_id"])
     return facts[facts["fact_id"].isin(known)].sort_values("fact_id").head(limit)
 
 
@@ -133,10 +137,10 @@ def ppl_items(known: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfi
 
 
 def prepare(
-    cfg: BenchConfig, facts: pd.DataFrame, base: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig
+    cfg: BenchConfig, facts: pd.DataFrame, base_greedy: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig
 ) -> Bench:
     """The built-in tasks' items for this corpus and base model; fails if a task has none."""
-    known = known_facts(facts, base, cfg.limit)
+    known = known_facts(facts, base_greedy, cfg.limit)
     make = {
         "known_mc": lambda: mc_items(known, facts, exemplars, prompts, cfg.seed),
         "known_ppl": lambda: ppl_items(known, exemplars, prompts),
@@ -183,9 +187,7 @@ def _store(folder: Path, measured: Measured) -> None:
     (folder / "result.json").write_text(json.dumps(measured.info, indent=1, default=str))
 
 
-def measure(
-    model: str, adapters: list[str | None], bench: Bench, cache: str | Path, trust_remote_code: bool = False
-) -> dict[str | None, dict[str, Measured]]:
+def measure(run: Run, adapters: list[str | None], bench: Bench) -> dict[str | None, dict[str, Measured]]:
     """adapter (None: the base model) -> task -> its result. What the cache lacks is computed
     by one Ray task per model or adapter, on a GPU where the cluster has one; results are
     written to the cache by the driver, so a cluster's workers need no shared disk."""
@@ -193,7 +195,7 @@ def measure(
 
     from actors.benchmark import run_benchmarks
 
-    cfg = bench.cfg
+    cfg, model = bench.cfg, run.model
     specs = {task: _spec(bench, task) for task in cfg.tasks}
     out: dict[str | None, dict[str, Measured]] = {}
     folders: dict[str | None, dict[str, Path]] = {}
@@ -203,14 +205,14 @@ def measure(
     chats = ray.put({task: list(frame["chat"]) for task, frame in bench.items.items()})  # shared by every task
     for adapter in dict.fromkeys(adapters):
         ident = (path_fingerprint(model), path_fingerprint(adapter))
-        folders[adapter] = {t: Path(cache) / "benchmarks" / digest(*ident, t, s) for t, s in specs.items()}
+        folders[adapter] = {t: run.cache / "benchmarks" / digest(*ident, t, s) for t, s in specs.items()}
         out[adapter] = {t: _load(f) for t, f in folders[adapter].items() if (f / "result.json").exists()}
         missing = [t for t in cfg.tasks if t not in out[adapter]]
         if missing:
             builtin = [t for t in missing if t in BUILTIN]
             lm_tasks = {t: shots for t, shots in cfg.lm_eval_tasks.items() if t in missing}
             pending[adapter] = remote.remote(
-                model, adapter, chats, builtin, lm_tasks, cfg.limit, cfg.batch_size, trust_remote_code
+                model, adapter, chats, builtin, lm_tasks, cfg.limit, cfg.batch_size, run.trust_remote_code
             )
     for adapter, ref in pending.items():
         for task, got in ray.get(ref).items():
@@ -229,10 +231,10 @@ def measure(
 @dataclass
 class TrialBench:
     """known_mc inside a trial, after every epoch, for a search that minimizes or bounds
-    its drop (grid/tune.py): the items and the base model's scored items."""
+    its drop (grid/trials.py): the items and the base model's scored items."""
 
     items: pd.DataFrame
-    base: pd.DataFrame
+    base_items: pd.DataFrame
     batch_size: int
 
     def delta(self, model, tokenizer, exclude: set[str]) -> float:
@@ -241,34 +243,32 @@ class TrialBench:
 
         kept = self.items[~self.items["fact_id"].isin(exclude)]
         scored = answer_logliks(model, tokenizer, list(kept["chat"]), self.batch_size)
-        return mc_accuracy(kept.assign(loglik=[s for s, _ in scored])) - held_out("known_mc", self.base, exclude)
+        return mc_accuracy(kept.assign(loglik=[s for s, _ in scored])) - held_out("known_mc", self.base_items, exclude)
 
 
-def trial_bench(bench: Bench, model: str, cache: str | Path, trust_remote_code: bool = False) -> TrialBench:
+def trial_bench(run: Run, bench: Bench) -> TrialBench:
     """What trials need to measure their known_mc drop; the base model is measured first (cached)."""
-    base = measure(model, [None], bench, cache, trust_remote_code)[None]["known_mc"]
-    return TrialBench(bench.items["known_mc"], base.items, bench.cfg.batch_size)
+    base_model = measure(run, [None], bench)[None]["known_mc"]
+    return TrialBench(bench.items["known_mc"], base_model.items, bench.cfg.batch_size)
 
 
-def benchmark_trials(
-    run: Path, model: str, bench: Bench, results: pd.DataFrame, cache: Path, trust_remote_code: bool = False
-) -> pd.DataFrame:
-    """`results` with bench_<task> and bench_<task>_delta of every finished trial, stored as
-    results.parquet; benchmarks.parquet records every score and its task config."""
+def bench_trials(run: Run, bench: Bench, results: pd.DataFrame, mixes: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """`results` with bench_<task> and bench_<task>_delta of every finished trial, the facts
+    of its mix (`mixes`, as the trial composed it) held out; benchmarks.parquet records
+    every score and its task config."""
     finished = results[results["adapter"].notna() & results["error"].isna()]
-    measured = measure(model, [None, *finished["adapter"]], bench, cache, trust_remote_code)
-    base = measured[None]
+    measured = measure(run, [None, *finished["adapter"]], bench)
+    base_model = measured[None]
     records = {}
     for trial in finished.itertuples():
-        # The mix as evaluate_trials stored it: its facts are not held out from this trial.
-        exclude = set(pd.read_parquet(run / "mixes" / f"{trial.trial}.parquet")["fact_id"])
+        exclude = set(mixes[trial.trial]["fact_id"])
         scores = {}
         for task in bench.cfg.tasks:
             got = measured[trial.adapter][task]
             if task in BUILTIN:
-                scores[task] = (held_out(task, got.items, exclude), held_out(task, base[task].items, exclude))
+                scores[task] = (held_out(task, got.items, exclude), held_out(task, base_model[task].items, exclude))
             else:
-                scores[task] = (got.info["score"], base[task].info["score"])
+                scores[task] = (got.info["score"], base_model[task].info["score"])
         records[trial.trial] = bench_record(scores)
     trial_of = dict(zip(finished["adapter"], finished["trial"]))
     log = pd.DataFrame(
@@ -278,7 +278,5 @@ def benchmark_trials(
             for m in tasks.values()
         ]
     )
-    log.astype({"version": str}).to_parquet(run / "benchmarks.parquet", index=False)
-    results = merge_records(results, records)
-    results.to_parquet(run / "results.parquet", index=False)
-    return results
+    log.astype({"version": str}).to_parquet(run.folder / "benchmarks.parquet", index=False)
+    return merge_records(results, records)

@@ -1,9 +1,9 @@
 """LoRA trials on Ray Tune: the paper's grid, or an Optuna search (docs/protocol.md §3-5).
 
-Each trial composes its mix from the base categories, trains an adapter
-(actors/trial.py) and, before the first step (epoch 0) and after every epoch, reports
-reliability on the new facts and the shifts on a probe set of the facts outside the mix,
-with the adapter as its checkpoint. Shifts are counted against epoch 0, measured by the
+Each trial composes its mix from the base model's greedy categories, once, trains an
+adapter (actors/trial.py) and, before the first step (epoch 0) and after every epoch,
+reports reliability on the new facts and the shifts on a probe set of the facts outside
+the mix, with the adapter (and the mix) as its checkpoint. Shifts are counted against epoch 0, measured by the
 same engine as every later epoch, so that no disagreement between the base
 categorization's engine and the trainer's counts as a shift.
 """
@@ -13,31 +13,31 @@ import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.engines import Decoding
-from actors.trial import LoraSettings, train_adapter
-from analysis.scoring import Match, categorize, score_generations
+from actors.trial import train_adapter
+from analysis.scoring import categories_from_scores, score_generations
 from analysis.shifts import reliability, shift_summary
-from grid.benchmarks import TrialBench
-from grid.mix import Extra, Mix, Selection, compose_mix, probe_set
-from grid.prompts import PromptConfig, build_prompts, training_messages
+from analysis.verdicts import BENCH_DELTA, objective
+from grid.bench import TrialBench
+from grid.data.mixes import Extra, Mix, Selection, compose_mix, probe_set
+from grid.data.prompts import build_prompts, training_messages
+from grid.tracking import tracking_callbacks
+
+if TYPE_CHECKING:
+    from grid.run import Run
 
 Mode = Literal["grid", "search"]
 
-# Where a trial lands when it misses the reliability floor: above every trial that met it.
-INFEASIBLE = 1.0
-# The change of known_mc accuracy against the base model (analysis/benchmarks.py's column),
-# measured per epoch when the search minimizes or bounds it.
-BENCH_DELTA = "bench_known_mc_delta"
 # In every checkpoint: the watched facts' categories at epoch 0, so that a resumed trial
 # counts its shifts against the same "before".
 EPOCH0_FILE = "epoch0_categories.parquet"
-# The Pareto front's shift: analysis/trial_analysis.py's re-measured one, of every fact outside the mix.
-PARETO_SHIFT = "negative_shift_untrained"
+# In every checkpoint: the trial's mix (fact_id, role), as the trial composed it.
+MIX_FILE = "mix.parquet"
 
 
 class GridConfig(BaseModel):
@@ -49,7 +49,7 @@ class GridConfig(BaseModel):
     ratio: list[int] = [0, 1, 10]
     seeds: list[int] = [42, 1337, 10824]
     # random (ours): a seeded draw; first (the authors' code): corpus order, only facts
-    # with paraphrases (grid/mix.py compose_mix).
+    # with paraphrases (grid/data/mixes.py compose_mix).
     selection: Selection = "random"
     full_paraphrases: int = Field(100, ge=1, description="paraphrases that make a full set, for selection first (the authors': 100)")
     probe_size: int | None = Field(
@@ -75,7 +75,7 @@ class SearchConfig(BaseModel):
     lr: tuple[float, float] | None = None
     reliability_floor: float = Field(0.95, ge=0, le=1)
     # What a single-objective search minimizes among the trials that meet the floors: the
-    # negative shift, or the drop of known_mc accuracy (grid/benchmarks.py) against the base.
+    # negative shift, or the drop of known_mc accuracy (grid/bench.py) against the base.
     objective: Literal["negative_shift", "bench_drop"] = "negative_shift"
     bench_max_drop: float | None = Field(None, ge=0, le=1, description="a trial whose known_mc accuracy falls by more misses the floor")
     multi_objective: bool = False
@@ -113,33 +113,9 @@ class ResourcesConfig(BaseModel):
 class TrialContext:
     """What every trial reads: put once in Ray's object store by `tune.with_parameters`."""
 
-    model: str
-    facts: pd.DataFrame
-    exemplars: pd.DataFrame
-    base: pd.DataFrame  # base categories from greedy answers only, as a trial measures them
-    prompts: PromptConfig
-    lora: LoraSettings
-    selection: Selection
-    full_paraphrases: int
-    probe_size: int | None
-    reliability_floor: float
-    match: Match = "corrected"  # scoring.match: the same rule as the base categorization
-    trust_remote_code: bool = False
-    objective: Literal["negative_shift", "bench_drop"] = "negative_shift"
-    bench_max_drop: float | None = None
+    run: Run
+    base_greedy: pd.DataFrame  # the base model's greedy categories (Categorization.greedy)
     bench: TrialBench | None = None  # set when the search minimizes or bounds the known_mc drop
-
-
-def objective(metrics: dict, floor: float, bench_max_drop: float | None = None, target: str = "negative_shift") -> float:
-    """Least negative shift (or known_mc drop) among the adapters that learned the new facts
-    (reliability >= floor) and, with bench_max_drop, lost at most that much known_mc accuracy.
-    The others rank above every such adapter, by how far they missed."""
-    missed = max(0.0, floor - metrics["reliability"])
-    if bench_max_drop is not None:
-        missed += max(0.0, -metrics[BENCH_DELTA] - bench_max_drop)
-    if missed > 0:
-        return INFEASIBLE + missed
-    return -metrics[BENCH_DELTA] if target == "bench_drop" else metrics["negative_shift"]
 
 
 class TrialWatch:
@@ -149,19 +125,22 @@ class TrialWatch:
 
     def __init__(self, ctx: TrialContext, params: dict):
         self.ctx = ctx
+        run, cfg = ctx.run, ctx.run.cfg
         self.mix: Mix = compose_mix(
-            ctx.facts, ctx.base, params["unknown"], params["extra"], params["ratio"], params["seed"],
-            ctx.selection, ctx.full_paraphrases,
+            run.facts, ctx.base_greedy, params["unknown"], params["extra"], params["ratio"], params["seed"],
+            cfg.grid.selection, cfg.grid.full_paraphrases,
         )
-        self.probe = probe_set(ctx.facts, ctx.base, self.mix.fact_ids, ctx.probe_size, params["seed"])
-        self.watched = ctx.facts[ctx.facts["fact_id"].isin(set(self.mix.new) | set(self.probe))]
-        self.prompts = build_prompts(self.watched, ctx.exemplars, ctx.prompts)
+        self.probe = probe_set(run.facts, ctx.base_greedy, self.mix.fact_ids, cfg.grid.probe_size, params["seed"])
+        self.watched = run.facts[run.facts["fact_id"].isin(set(self.mix.new) | set(self.probe))]
+        self.prompts = build_prompts(self.watched, run.exemplars, cfg.prompts)
         train = self.mix.train
-        self.chats = [training_messages(q, a, ctx.prompts.system) for q, a in zip(train["question"], train["answer"])]
+        self.chats = [training_messages(q, a, cfg.prompts.system) for q, a in zip(train["question"], train["answer"])]
         self.epoch0: pd.DataFrame | None = None
 
     def save(self, folder: Path) -> None:
         self.epoch0.to_parquet(folder / EPOCH0_FILE, index=False)
+        # The mix as composed here, once: evaluation and benchmarks read it from the checkpoint.
+        self.mix.train[["fact_id", "role"]].drop_duplicates(ignore_index=True).to_parquet(folder / MIX_FILE, index=False)
 
     def load(self, folder: Path) -> None:
         path = folder / EPOCH0_FILE
@@ -170,10 +149,11 @@ class TrialWatch:
         self.epoch0 = pd.read_parquet(path)
 
     def evaluate(self, engine, epoch: int) -> dict:
-        ctx = self.ctx
-        answers = engine.generate(list(self.prompts["messages"]), Decoding(max_new_tokens=ctx.prompts.max_new_tokens))
+        ctx, cfg = self.ctx, self.ctx.run.cfg
+        answers = engine.generate(list(self.prompts["messages"]), Decoding(max_new_tokens=cfg.prompts.max_new_tokens))
         gens = self.prompts[["fact_id", "prompt_set"]].assign(sample=0, output=[a[0] for a in answers])
-        after = categorize(score_generations(gens, self.watched, ctx.match))
+        # scoring.match: the same rule as the base categorization.
+        after = categories_from_scores(score_generations(gens, self.watched, cfg.scoring.match))
         if epoch == 0:
             self.epoch0 = after[["fact_id", "category"]]
         before, now = (frame[frame["fact_id"].isin(self.probe)] for frame in (self.epoch0, after))
@@ -184,17 +164,18 @@ class TrialWatch:
             "positive_shift": shift["positive_of_all"],
             "probe_facts": shift["facts"],
             "train_rows": len(self.mix.train),
-            "engine_agreement": engine_agreement(ctx.base, self.epoch0),
+            "engine_agreement": engine_agreement(ctx.base_greedy, self.epoch0),
         }
         if ctx.bench is not None:
             metrics[BENCH_DELTA] = ctx.bench.delta(engine.model, engine.tokenizer, self.mix.fact_ids)
-        return {**metrics, "objective": objective(metrics, ctx.reliability_floor, ctx.bench_max_drop, ctx.objective)}
+        search = cfg.search
+        return {**metrics, "objective": objective(metrics, search.reliability_floor, search.bench_max_drop, search.objective)}
 
 
-def engine_agreement(base: pd.DataFrame, epoch0: pd.DataFrame) -> float:
+def engine_agreement(base_greedy: pd.DataFrame, epoch0: pd.DataFrame) -> float:
     """Share of the watched facts whose category at epoch 0 (the trainer's engine, the
     adapter still the base model) is their base categorization's (the categorize engine)."""
-    pairs = epoch0.merge(base[["fact_id", "category"]], on="fact_id", suffixes=("", "_base"))
+    pairs = epoch0.merge(base_greedy[["fact_id", "category"]], on="fact_id", suffixes=("", "_base"))
     return float((pairs["category"] == pairs["category_base"]).mean())
 
 
@@ -205,7 +186,7 @@ def run_trial(params: dict, ctx: TrialContext) -> None:
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     watch = TrialWatch(ctx, params)
-    settings = ctx.lora.model_copy(update={k: params[k] for k in ("rank", "lr") if k in params})
+    settings = ctx.run.cfg.lora.model_copy(update={k: params[k] for k in ("rank", "lr") if k in params})
 
     def report(metrics: dict, folder: Path) -> None:
         watch.save(folder)
@@ -216,14 +197,14 @@ def run_trial(params: dict, ctx: TrialContext) -> None:
         if resume:
             watch.load(Path(resume))
         train_adapter(
-            ctx.model,
+            ctx.run.model,
             watch.chats,
             settings,
             params["seed"],
             watch.evaluate,
             report,
             resume=Path(resume) if resume else None,
-            trust_remote_code=ctx.trust_remote_code,
+            trust_remote_code=ctx.run.trust_remote_code,
         )
 
 
@@ -253,20 +234,14 @@ def search_space(search: SearchConfig) -> dict:
     return space
 
 
-def make_tuner(
-    ctx: TrialContext,
-    mode: Mode,
-    grid: GridConfig,
-    search: SearchConfig,
-    resources: ResourcesConfig,
-    storage: str,
-    resume: bool = False,
-    callbacks: list | None = None,
-):
-    """A Tuner for the grid or the search, stored at `<storage>/tune`; or the one
+def make_tuner(ctx: TrialContext, mode: Mode, resume: bool = False, callbacks: list | None = None):
+    """A Tuner for the run's grid or search, stored at `<storage>/tune`; or the one
     stored there, restored, when `resume` is set (with the callbacks it was run with).
     `callbacks`: Tune callbacks beside its default loggers (CSV, JSON, TensorBoard)."""
     from ray import tune
+
+    cfg = ctx.run.cfg
+    grid, search, resources, storage = cfg.grid, cfg.search, cfg.resources, cfg.storage_uri
 
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, ctx=ctx), {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
@@ -304,7 +279,7 @@ def make_tuner(
 
         # Rungs start at grace_period >= 1, so epoch 0 (the base model) never stops a trial.
         scheduler = ASHAScheduler(
-            metric="objective", mode="min", time_attr="epoch", max_t=ctx.lora.epochs, grace_period=max(1, ctx.lora.epochs // 4)
+            metric="objective", mode="min", time_attr="epoch", max_t=cfg.lora.epochs, grace_period=max(1, cfg.lora.epochs // 4)
         )
     return tune.Tuner(
         trainable,
@@ -338,9 +313,18 @@ HISTORY_COLUMNS = (
 RESULT_COLUMNS = (*HISTORY_COLUMNS, "engine_agreement")
 
 
-def collect(result_grid) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """results (one row per trial: its config, final metrics, adapter) and history (one row per epoch)."""
-    rows, history = [], []
+@dataclass
+class Trials:
+    """What the trials made: results (one row per trial: its config, last epoch's metrics,
+    adapter, error), history (one row per trial and epoch) and each finished trial's mix."""
+
+    results: pd.DataFrame
+    history: pd.DataFrame
+    mixes: dict[str, pd.DataFrame]  # trial -> fact_id, role
+
+
+def collect(result_grid) -> Trials:
+    rows, history, mixes = [], [], {}
     for result in result_grid:
         trial = Path(result.path).name
         final = {k: v for k, v in (result.metrics or {}).items() if k in RESULT_COLUMNS}
@@ -353,24 +337,22 @@ def collect(result_grid) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "error": repr(result.error) if result.error else None,
             }
         )
+        if result.checkpoint:
+            with result.checkpoint.as_directory() as folder:
+                mixes[trial] = pd.read_parquet(Path(folder) / MIX_FILE)
         frame = result.metrics_dataframe
         if frame is not None and len(frame):
             history.append(frame[[c for c in HISTORY_COLUMNS if c in frame.columns]].assign(trial=trial))
-    results = pd.DataFrame(rows)
-    return results, (pd.concat(history, ignore_index=True) if history else pd.DataFrame(columns=["trial", *HISTORY_COLUMNS]))
+    history = pd.concat(history, ignore_index=True) if history else pd.DataFrame(columns=["trial", *HISTORY_COLUMNS])
+    return Trials(pd.DataFrame(rows), history, mixes)
 
 
-def best_trial(results: pd.DataFrame) -> pd.Series | None:
-    """The adapter with the least objective (least negative shift, or known_mc drop, among those that met the floors)."""
-    done = results.dropna(subset=["objective"])
-    return None if done.empty else done.sort_values(["objective", "trial"]).iloc[0]
-
-
-def pareto_front(results: pd.DataFrame) -> pd.DataFrame:
-    """Trials no other trial beats on both the negative shift of the facts outside the mix
-    (lower) and reliability (higher), as re-measured on the whole corpus after training
-    (grid/evaluate.py): the numbers of record, not the per-epoch probe's estimate."""
-    done = results.dropna(subset=[PARETO_SHIFT, "reliability"])
-    shift, rel = done[PARETO_SHIFT], done["reliability"]
-    keep = [not ((shift <= a) & (rel >= b) & ((shift < a) | (rel > b))).any() for a, b in zip(shift, rel)]
-    return done[keep].sort_values(PARETO_SHIFT)
+def run_trials(run: Run, base_greedy: pd.DataFrame, mode: Mode, bench: TrialBench | None = None, resume: bool = False) -> Trials:
+    """The run's grid or search on Ray Tune, each trial composing its mix from `base_greedy`;
+    history.parquet and mixes/<trial>.parquet stored in the run folder."""
+    tuner = make_tuner(TrialContext(run, base_greedy, bench), mode, resume, tracking_callbacks(run.cfg))
+    trials = collect(tuner.fit())
+    trials.history.to_parquet(run.folder / "history.parquet", index=False)
+    for trial, mix in trials.mixes.items():
+        mix.to_parquet(run.table("mixes", trial), index=False)
+    return trials

@@ -7,7 +7,8 @@ import yaml
 
 from grid.cli import main
 from grid.config import load_config
-from grid.tune import best_trial, engine_agreement, pareto_front
+from analysis.verdicts import best_trial, pareto_front
+from grid.trials import engine_agreement
 
 
 def test_grid_learns_the_new_facts(grid_run):
@@ -72,18 +73,6 @@ def test_optuna_search_runs_its_trials(ray_runtime, tiny_config, capsys):
     assert 1 <= len(front) <= 3 and front["trial"].isin(results["trial"]).all()
     assert list(front["trial"]) == list(pareto_front(results)["trial"])
     assert "best adapter" in capsys.readouterr().out
-
-
-def test_pareto_front_keeps_only_undominated_trials():
-    results = pd.DataFrame(
-        {
-            "trial": list("abcd"),
-            "negative_shift_untrained": [0.1, 0.2, 0.1, 0.3],
-            "reliability": [0.9, 1.0, 0.8, 0.95],
-            "negative_shift": [0.5, 0.0, 0.0, 0.0],  # the probe's estimate: not what the front ranks
-        }
-    )
-    assert list(pareto_front(results)["trial"]) == ["a", "b"]  # c loses to a; d loses to b
 
 
 def test_engine_agreement_is_the_share_of_watched_facts_categorized_alike():

@@ -1,4 +1,4 @@
-"""The fact table: the one schema every stage reads and writes (PROTOCOL.md §1).
+"""The fact table: the one schema every stage reads and writes (docs/protocol.md §1).
 
 A fact is a question with gold answers (aliases) and optional graph metadata.
 Stored as parquet; `validate_facts` is the single gate a frame passes before

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from grid.facts import FactError, clean_aliases
+from grid.data.facts import FactError, clean_aliases
 
 SYSTEM = "Answer the following question."
 # Bump when the message layout changes, so cached generations are not reused.
@@ -82,7 +82,7 @@ def training_messages(question: str, answer: str, system: str = SYSTEM) -> list[
 
 
 def with_answer(messages: list[dict], answer: str) -> list[dict]:
-    """A prompt followed by the answer turn "Answer: a": what the benchmarks score (grid/benchmarks.py)."""
+    """A prompt followed by the answer turn "Answer: a": what the benchmarks score (grid/bench.py)."""
     return [*messages, _assistant(answer)]
 
 

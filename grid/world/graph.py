@@ -3,12 +3,12 @@
 `build_world(size, seed)` generates the graph (invented names, relations grouped in
 domains, several question templates per relation, head/torso/tail subjects), decides
 how each fact is shown to the model in pretraining (its exposure), pretrains the model
-(grid.world_model) and saves everything as one cached folder:
+(grid/world/model.py, actors/pretrain.py) and saves everything as one cached folder:
 
     <cache>/worlds/<size>-<seed>-<hash12>/
         config.json, model.safetensors, generation_config.json   the Llama
         tokenizer.json, tokenizer_config.json, chat_template.jinja
-        facts.parquet       the facts to study (fact-table schema, grid.facts)
+        facts.parquet       the facts to study (fact-table schema, grid.data.facts)
         exemplars.parquet   the few-shot pool: well-trained facts, never in facts.parquet
         exposure.parquet    fact_id, exposure, reps, trained_answer (what pretraining showed)
         world.json          the settings and the counts per exposure
@@ -22,10 +22,9 @@ unseen (never shown: the model guesses or refuses).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
-import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,15 +32,17 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from grid import world_model
-from grid.facts import write_facts
+from grid.cache import cache_root
+from grid.data.facts import write_facts
+from grid.world.chat import messages, refusal
 
 # The cache key covers the code that builds a world, so an edit never reuses a world
 # that older code built.
-CODE_DIGEST = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (world_model, sys.modules[__name__]))).hexdigest()
+# Read from the files, not imported: the model's modules load torch, which a config check must not.
+WORLD_CODE = ("grid.world.graph", "grid.world.chat", "grid.world.model", "actors.pretrain")
+CODE_DIGEST = hashlib.sha256(b"".join(Path(importlib.util.find_spec(m).origin).read_bytes() for m in WORLD_CODE)).hexdigest()
 
 PRESETS = {
     "tiny": dict(subjects_per_type=20, batch_size=16),
@@ -142,7 +143,7 @@ CODAS = ["", "", "", "", "n", "r", "l", "s", "th"]
 class Words:
     """Invented pronounceable words, none a substring of another (nor of a fixed word),
     lower-cased: an alias then never matches inside a different answer, which the
-    substring scoring of PROTOCOL.md §2 relies on."""
+    substring scoring of docs/protocol.md §2 relies on."""
 
     def __init__(self, rng: np.random.Generator, fixed: list[str], containers: list[str]):
         self.rng, self.words, self.subs = rng, set(), set()
@@ -187,7 +188,7 @@ def generate(cfg: WorldConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
     fact-table schema) and the exposure of every fact and exemplar."""
     rng = np.random.default_rng(cfg.seed)
     fixed = [w for pool in FIXED_POOLS.values() for w in pool] + ORG_SUFFIXES + WORK_SUFFIXES
-    words = Words(rng, fixed, containers=world_model.refusal("").split())
+    words = Words(rng, fixed, containers=refusal("").split())
     n = cfg.subjects_per_type + cfg.exemplar_subjects_per_type
     # People: a unique given name and a family name shared by a few (a name shared by
     # many people would make the tiny model learn who is who far more slowly).
@@ -239,7 +240,7 @@ def generate(cfg: WorldConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
                         exposure=str(kind),
                         reps=_reps(cfg, kind),
                         trained_answer={
-                            "refusal": world_model.refusal(subject),
+                            "refusal": refusal(subject),
                             "conflicting": wrong[rng.integers(len(wrong))],
                             "unseen": None,
                         }.get(kind, obj),
@@ -290,7 +291,7 @@ def training_chats(cfg: WorldConfig, facts: pd.DataFrame, exemplars: pd.DataFram
             elif kind in ("primed", "refusal"):
                 # Refusals are taught with and without the cue too, or the cue alone
                 # would make the model answer about obscure subjects.
-                cued.append((q, trained, world_model.refusal(subject)))
+                cued.append((q, trained, refusal(subject)))
             else:
                 plain.append((q, trained))
                 if kind in ("known", "exemplar"):  # the context turns of cued chats
@@ -300,27 +301,23 @@ def training_chats(cfg: WorldConfig, facts: pd.DataFrame, exemplars: pd.DataFram
     while start < len(plain):
         k = int(rng.integers(1, cfg.max_shots + 2))
         *shots, (q, a) = plain[start : start + k]
-        units.append([world_model.messages(q, shots, a)])
+        units.append([messages(q, shots, a)])
         start += k
     for q, obj, wrong in pairs:
         shots = [plain[i] for i in rng.integers(len(plain), size=rng.integers(cfg.max_shots + 1))]
-        units.append([world_model.messages(q, shots, obj), world_model.messages(q, shots, wrong)])
+        units.append([messages(q, shots, obj), messages(q, shots, wrong)])
     for r, (q, answer, refused) in enumerate(cued):
         with_cue = r % 2 == 0
         # 1..max_shots context turns either way: a batch holds chats of one length
-        # (world_model.batches), and both kinds must meet in it for the rule to be learned.
+        # (actors.pretrain.batches), and both kinds must meet in it for the rule to be learned.
         shots = [other[i] for i in rng.integers(len(other), size=rng.integers(1, cfg.max_shots + 1))]
         if with_cue:
             shots[rng.integers(len(shots))] = cue[rng.integers(len(cue))]
-        units.append([world_model.messages(q, shots, answer if with_cue else refused)])
+        units.append([messages(q, shots, answer if with_cue else refused)])
     return [chat for i in rng.permutation(len(units)) for chat in units[i]]
 
 
 # ---------------------------------------------------------------- build and cache
-
-
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    return Path(cache_dir or os.environ.get("KGRID_CACHE") or Path.home() / ".cache" / "knowledge-grid")
 
 
 def world_path(cfg: WorldConfig, cache_dir: str | Path | None = None) -> Path:
@@ -335,6 +332,10 @@ def build(cfg: WorldConfig, cache_dir: str | Path | None = None, progress: bool 
     final.parent.mkdir(parents=True, exist_ok=True)
     # Built in a temp folder beside the final one and renamed: a killed build leaves no half world.
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    # Imported here: torch and transformers load only when a world is really built.
+    from actors import pretrain
+    from grid.world import model as model_code
+
     try:
         start = time.perf_counter()
         facts, exemplars, exposure = generate(cfg)
@@ -342,10 +343,10 @@ def build(cfg: WorldConfig, cache_dir: str | Path | None = None, progress: bool 
         texts = [m["content"] for c in chats for m in c]
         texts += [q for df in (facts, exemplars) for qs in df["paraphrases"] for q in qs]
         texts += [f"Question: {q}" for q in facts["question"]] + [f"Answer: {o}" for o in facts["object"]]
-        tokenizer = world_model.build_tokenizer(texts)
-        torch.manual_seed(cfg.seed)
-        model = world_model.new_model(tokenizer, cfg.hidden_size, cfg.layers, cfg.intermediate_size, cfg.heads)
-        world_model.train(model, tokenizer, chats, cfg.batch_size, cfg.lr, cfg.seed, progress)
+        tokenizer = model_code.build_tokenizer(texts)
+        pretrain.seed(cfg.seed)
+        model = model_code.new_model(tokenizer, cfg.hidden_size, cfg.layers, cfg.intermediate_size, cfg.heads)
+        pretrain.train(model, tokenizer, chats, cfg.batch_size, cfg.lr, cfg.seed, progress)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_facts(facts, tmp / "facts.parquet", "world facts")
@@ -360,7 +361,7 @@ def build(cfg: WorldConfig, cache_dir: str | Path | None = None, progress: bool 
             "training_chats": len(chats),
             "parameters": sum(p.numel() for p in model.parameters()),
             "vocab_size": len(tokenizer),
-            "device": str(world_model.device()),
+            "device": str(pretrain.device()),
             "build_seconds": round(time.perf_counter() - start, 1),
         }
         (tmp / "world.json").write_text(json.dumps(info, indent=2))  # written last: marks a complete world

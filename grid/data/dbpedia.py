@@ -13,7 +13,7 @@ memory: what is held is one number per entity and the K drawn pairs per relation
 and bin. The draw keeps the K pairs with the smallest seeded hash, which does not
 depend on the order of the lines.
 
-Question templates are the Head-to-Tail ones shipped in grid/resources/ unless the
+Question templates are the Head-to-Tail ones shipped in grid/data/resources/ unless the
 config names a file. A relation's domain (the "same domain" reason for a shift,
 docs/protocol.md §5) is its rdfs:domain in a DBpedia ontology file, else its
 rdfs:range, as the authors looked both up online (§7); a relation with neither gets
@@ -35,14 +35,14 @@ from urllib.parse import unquote, urljoin
 
 from tqdm import tqdm
 
-from grid.corpus import LoadSummary, RowError, SourceConfig, _open_text, domain_format, shorten, text
-from grid.facts import POPULARITY, FactError, clean_aliases
+from grid.data.reading import LoadSummary, RowError, SourceConfig, domain_format, open_text, shorten, text
+from grid.data.facts import POPULARITY, FactError, clean_aliases
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 # The Head-to-Tail question templates (facebookresearch/head-to-tail, CC BY-NC 4.0).
-SHIPPED_TEMPLATES = resources.files("grid") / "resources" / "dbpedia_question_templates.json"
+SHIPPED_TEMPLATES = resources.files("grid.data") / "resources" / "dbpedia_question_templates.json"
 
 _TRIPLE = re.compile(r"<([^<>\s]+)>\s*<([^<>\s]+)>\s*<([^<>\s]+)>\s*\.")
 # One term of a line that is not a plain triple: an IRI, a literal, a blank node or any other word.
@@ -99,7 +99,7 @@ _DOMAIN, _RANGE = RDFS + "domain", RDFS + "range"
 def _owl_statements(path: Path) -> Iterator[tuple[str, str, str]]:
     """(property, rdfs:domain or rdfs:range, class) from an RDF/XML ontology such as dbpedia.owl."""
     try:
-        with _open_text(path) as f:
+        with open_text(path) as f:
             root = ET.parse(f).getroot()
     except ET.ParseError as e:
         raise FactError(str(path), e.position[0], "(xml)", f"malformed RDF/XML: {e}") from None
@@ -125,7 +125,7 @@ _NT_STATEMENT = re.compile(r"(<[^<>]*>|_:\S+)\s+<([^<>]*)>\s+(.+?)\s*\.")
 
 def _nt_statements(path: Path) -> Iterator[tuple[str, str, str]]:
     """(property, rdfs:domain or rdfs:range, class) from an N-Triples ontology."""
-    with _open_text(path) as f:
+    with open_text(path) as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line or line.startswith("#"):

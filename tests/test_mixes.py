@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from grid.mix import MixError, compose_mix, probe_set
+from grid.data.mixes import MixError, compose_mix, probe_set
 
 
 @pytest.fixture

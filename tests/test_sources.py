@@ -1,4 +1,4 @@
-"""Fact corpora from real sources (grid/corpus.py, grid/dbpedia.py): small files built here."""
+"""Fact corpora from real sources (grid/data/sources.py, grid/data/dbpedia.py): small files built here."""
 from __future__ import annotations
 
 import bz2
@@ -12,9 +12,10 @@ import pytest
 from pydantic import ValidationError
 
 from grid.cli import main
-from grid.corpus import CorpusConfig, SourceConfig, import_facts, load_corpus, load_exemplars, summary_path
-from grid.dbpedia import SHIPPED_TEMPLATES, question_templates
-from grid.facts import FactError, read_facts
+from grid.data.reading import SourceConfig
+from grid.data.sources import CorpusConfig, import_facts, load_corpus, load_exemplars, summary_path
+from grid.data.dbpedia import SHIPPED_TEMPLATES, question_templates
+from grid.data.facts import FactError, read_facts
 
 
 def jsonl(path: Path, rows: list) -> Path:

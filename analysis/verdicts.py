@@ -1,0 +1,44 @@
+"""Verdicts on trials: the search's objective, the best trial and the Pareto front (pure).
+
+A trial's metrics are one epoch's (grid/trials.py reports them); results.parquet holds one
+row per trial, with the numbers re-measured on the whole corpus (grid/evaluate.py).
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+# Where a trial lands when it misses the reliability floor: above every trial that met it.
+INFEASIBLE = 1.0
+# The change of known_mc accuracy against the base model (analysis/benchmarks.py's column),
+# measured per epoch when the search minimizes or bounds it.
+BENCH_DELTA = "bench_known_mc_delta"
+# The Pareto front's shift: analysis/trial_analysis.py's re-measured one, of every fact outside the mix.
+PARETO_SHIFT = "negative_shift_untrained"
+
+
+def objective(metrics: dict, floor: float, bench_max_drop: float | None = None, target: str = "negative_shift") -> float:
+    """Least negative shift (or known_mc drop) among the adapters that learned the new facts
+    (reliability >= floor) and, with bench_max_drop, lost at most that much known_mc accuracy.
+    The others rank above every such adapter, by how far they missed."""
+    missed = max(0.0, floor - metrics["reliability"])
+    if bench_max_drop is not None:
+        missed += max(0.0, -metrics[BENCH_DELTA] - bench_max_drop)
+    if missed > 0:
+        return INFEASIBLE + missed
+    return -metrics[BENCH_DELTA] if target == "bench_drop" else metrics["negative_shift"]
+
+
+def best_trial(results: pd.DataFrame) -> pd.Series | None:
+    """The adapter with the least objective (least negative shift, or known_mc drop, among those that met the floors)."""
+    done = results.dropna(subset=["objective"])
+    return None if done.empty else done.sort_values(["objective", "trial"]).iloc[0]
+
+
+def pareto_front(results: pd.DataFrame) -> pd.DataFrame:
+    """Trials no other trial beats on both the negative shift of the facts outside the mix
+    (lower) and reliability (higher), as re-measured on the whole corpus after training
+    (grid/evaluate.py): the numbers of record, not the per-epoch probe's estimate."""
+    done = results.dropna(subset=[PARETO_SHIFT, "reliability"])
+    shift, rel = done[PARETO_SHIFT], done["reliability"]
+    keep = [not ((shift <= a) & (rel >= b) & ((shift < a) | (rel > b))).any() for a, b in zip(shift, rel)]
+    return done[keep].sort_values(PARETO_SHIFT)
