@@ -73,6 +73,8 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from analysis.tables import CONTROL, control_once
+
 # results.parquet columns (grid/trials.py collect: the trial's config, last metrics, error;
 # analysis/trial_analysis.py: the record of the whole-corpus re-categorization;
 # analysis/benchmarks.py: bench_<task>_delta).
@@ -82,7 +84,6 @@ EXTRA = "extra"
 RATIO = "ratio"
 SEED = "seed"
 ERROR = "error"
-SEARCHED = ("rank", "lr")  # varied by a search: part of what makes a trial distinct
 RELIABILITY = "reliability"
 NEGATIVE_SHIFT = "negative_shift_untrained"
 REFUSED_BEFORE = "refused_share_before"
@@ -93,7 +94,6 @@ BENCH_PREFIX, BENCH_DELTA = "bench_", "_delta"
 ARM_COLUMNS = (UNKNOWN, EXTRA, RATIO, SEED)
 
 HIGHLY_KNOWN, PARAPHRASE = "HighlyKnown", "paraphrase"
-CONTROL = "+0"
 
 # Bench tasks whose score is a perplexity: a rise is a loss.
 PERPLEXITY_TASKS = frozenset({"known_ppl"})
@@ -158,11 +158,7 @@ def findings_json(findings: list[Finding]) -> dict:
 def _trials(results: pd.DataFrame) -> pd.DataFrame:
     """Finished trials, the +0 control once per (unknown, seed[, rank, lr])."""
     done = results[results[ERROR].isna()] if ERROR in results.columns else results
-    if any(c not in done.columns for c in ARM_COLUMNS):
-        return done
-    keys = [UNKNOWN, SEED, *(c for c in SEARCHED if c in done.columns)]
-    control = done[done[RATIO] == 0].drop_duplicates(keys)
-    return pd.concat([control, done[done[RATIO] != 0]])
+    return done if any(c not in done.columns for c in ARM_COLUMNS) else control_once(done)
 
 
 def _values(trials: pd.DataFrame, column: str) -> Values:

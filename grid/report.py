@@ -1,16 +1,19 @@
 """The report of a run, from its stored files alone (`kgrid report RUN_DIR`).
 
-    report/index.html               every table and figure on one page
-    report/tables/<name>.md|csv     analysis/tables.py: Markdown cells "mean (min–max)", CSV numbers
+    report/index.html               what the run found, the recommended adapter, then every table and figure
+    report/findings.json            analysis/findings.py: each of the paper's findings, checked on this run
+    report/tables/<name>.md|csv     analysis/tables.py: every column; Markdown cells "mean (min–max)", CSV numbers
     report/figures/<name>.png       analysis/figures.py
 
-The page and every Markdown table name the protocol switches the run used (PROTOCOL_SWITCHES,
-read from the run's config.yaml): the places where this system and the authors' code can
-differ (docs/protocol.md §7).
+The page shows each table's key columns under short headers (analysis/tables.py, `Table.shown`),
+the full table one click away as CSV. The page and every Markdown table name the protocol
+switches the run used (PROTOCOL_SWITCHES, read from the run's config.yaml): the places where
+this system and the authors' code can differ (docs/protocol.md §7).
 """
 from __future__ import annotations
 
 import html
+import json
 import shutil
 from pathlib import Path
 
@@ -19,7 +22,9 @@ import yaml
 
 from analysis import figures
 from analysis.benchmarks import bench_tasks
-from analysis.tables import TABLES, display, to_markdown
+from analysis.findings import Finding, check_findings, findings_json
+from analysis.tables import TABLES, mix_label, number, page_cells, to_markdown
+from analysis.verdicts import PARETO_SHIFT, best_trial, objective
 
 
 # Config keys (dotted paths) that pick between the paper code's behaviour and ours, or
@@ -42,9 +47,26 @@ PROTOCOL_SWITCHES = (
 
 _ABSENT = object()
 
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;line-height:1.4;color:#1f2328}
+h1{margin-bottom:.2em} h2{margin-top:1.6em;font-size:1.2em} p.note{color:#59636e;font-size:small;margin:.2em 0}
+table{border-collapse:collapse;font-size:small;margin:.4em 0}
+td,th{border:1px solid #d0d7de;padding:2px 6px} th{background:#f6f8fa;vertical-align:bottom;text-align:center}
+td{text-align:right;font-variant-numeric:tabular-nums} td.text{text-align:left;white-space:nowrap}
+td .range{color:#59636e;white-space:nowrap}
+ul.found{list-style:none;padding:0} ul.found li{margin:.5em 0;display:grid;grid-template-columns:max-content 1fr;column-gap:.8em}
+.verdict{align-self:start;width:8.5em;text-align:center;border-radius:1em;margin-top:.15em;
+  font-size:small;font-weight:600;color:#fff;white-space:nowrap}
+.holds{background:#1a7f37} .contradicted{background:#cf222e} .within-spread{background:#9a6700}
+.not-measured,.not-seen{background:#6e7781}
+.evidence{display:block;color:#59636e;font-size:small}
+ul.switches{columns:3;font-size:small} code{overflow-wrap:anywhere}
+img{max-width:100%}
+"""
 
-def protocol_line(cfg: dict) -> str:
-    """ "Protocol: key = value; ..." for each PROTOCOL_SWITCHES key the config holds."""
+
+def protocol_switches(cfg: dict) -> list[str]:
+    """ "key = value" for each PROTOCOL_SWITCHES key the config holds."""
     found = []
     for key in PROTOCOL_SWITCHES:
         value = cfg
@@ -52,7 +74,95 @@ def protocol_line(cfg: dict) -> str:
             value = value.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
         if value is not _ABSENT:
             found.append(f"{key} = {value}")
+    return found
+
+
+def protocol_line(cfg: dict) -> str:
+    """ "Protocol: key = value; ..." for each PROTOCOL_SWITCHES key the config holds."""
+    found = protocol_switches(cfg)
     return "Protocol: " + ("; ".join(found) if found else "no config.yaml switches found") + "."
+
+
+def recommended_adapter(results: pd.DataFrame, floor: float) -> tuple[pd.Series | None, bool]:
+    """The finished trial with the least negative shift of the facts outside its mix
+    (re-measured on the whole corpus) among those whose reliability reaches `floor`, ranked
+    by the search's objective; where none does, the one closest to the floor. Returns
+    (trial or None, whether it reached the floor)."""
+    if not {"reliability", PARETO_SHIFT} <= set(results.columns):
+        return None, False
+    done = results[results["error"].isna()] if "error" in results.columns else results
+    done = done.dropna(subset=["reliability", PARETO_SHIFT])
+    scores = [objective({"reliability": r, "negative_shift": s}, floor) for r, s in zip(done["reliability"], done[PARETO_SHIFT])]
+    best = best_trial(done.assign(objective=scores))
+    return best, best is not None and best["reliability"] >= floor
+
+
+def _share(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def adapter_setting(trial: pd.Series) -> str:
+    """ "10 new facts, +1 HighlyKnown, seed 0", with a searched rank or lr."""
+    setting = [f"{number(trial['unknown'], 'setting')} new facts", mix_label(trial["extra"], trial["ratio"])]
+    setting += [f"{k} {number(trial[k], 'setting')}" for k in ("rank", "lr", "seed") if k in trial and pd.notna(trial[k])]
+    return ", ".join(setting)
+
+
+def adapter_effect(trial: pd.Series) -> str:
+    """What a trial learned and what it broke, in plain numbers."""
+    outside = f" of the {number(int(trial['facts_untrained']))}" if pd.notna(trial.get("facts_untrained")) else " of the"
+    down, up = trial[PARETO_SHIFT], trial.get("positive_shift_untrained")
+    text = (
+        f"learned {_share(trial['reliability'])} of its {number(trial['unknown'], 'setting')} new facts "
+        f"(reliability {number(trial['reliability'])}); moved {_share(down)}{outside} facts outside its mix "
+        f"down a category (negative shift {number(down)})"
+    )
+    return text + (f" and {_share(up)} up (positive shift {number(up)})." if pd.notna(up) else ".")
+
+
+def describe_adapter(trial: pd.Series) -> str:
+    """ "trial X (setting): what it learned and broke"."""
+    return f"trial {trial['trial']} ({adapter_setting(trial)}): {adapter_effect(trial)}"
+
+
+def _recommendation(results: pd.DataFrame, cfg: dict) -> list[str]:
+    floor = cfg.get("search", {}).get("reliability_floor")
+    where = f"reliability ≥ {number(floor)}, the search's reliability_floor in config.yaml"
+    if floor is None:
+        floor, where = 0.0, "config.yaml names no search.reliability_floor: every trial counts"
+    best, met = recommended_adapter(results, floor)
+    out = ["<h2>Recommended adapter</h2>"]
+    if best is None:
+        return out + ["<p>No finished trial has a reliability and a negative shift: nothing to recommend.</p>"]
+    if met:
+        lead = f"The least negative shift among the trials that learned their new facts ({where}):"
+    else:
+        lead = f"No trial learned its new facts well enough ({where}). The closest:"
+    out += [
+        f"<p>{html.escape(lead)}</p>",
+        f"<p><strong>{html.escape(adapter_setting(best))}</strong>: {html.escape(adapter_effect(best))}</p>",
+        f'<p class="note">trial <code>{html.escape(str(best["trial"]))}</code>'
+        + (f'<br>adapter <code>{html.escape(str(best["adapter"]))}</code>' if pd.notna(best.get("adapter")) else "")
+        + "</p>",
+    ]
+    return out
+
+
+def _findings(findings: list[Finding]) -> list[str]:
+    items = [
+        f'<li><span class="verdict {f.verdict.replace(" ", "-")}">{html.escape(f.verdict)}</span>'
+        f"<div><strong>{html.escape(f.claim)}</strong>"
+        f'<span class="evidence">{html.escape(f.evidence)}</span></div></li>'
+        for f in findings
+    ]
+    return [
+        "<h2>What this run found</h2>",
+        '<p class="note">The paper\'s findings, checked on this run\'s trials (<a href="findings.json">findings.json</a>): '
+        "holds or contradicted where the seeds' ranges do not overlap, within spread where they do.</p>",
+        '<ul class="found">',
+        *items,
+        "</ul>",
+    ]
 
 
 def _transitions(run: Path) -> pd.DataFrame | None:
@@ -86,6 +196,22 @@ def _figures(run: Path, results: pd.DataFrame, folder: Path) -> dict[str, Path]:
     return out
 
 
+def _html_cell(text: str) -> str:
+    """A cell of page_cells: numbers right-aligned, "mean (min–max)" with the range kept whole
+    (so a narrow window breaks between mean and range), words left-aligned."""
+    mean, _, rest = text.partition(" (")
+    numeric = text[:1].isdigit() or text[:1] in "-—"
+    if numeric and rest:
+        return f'<td>{html.escape(mean)} <span class="range">({html.escape(rest)}</span></td>'
+    return f"<td>{html.escape(text)}</td>" if numeric else f'<td class="text">{html.escape(text)}</td>'
+
+
+def _html_table(cells: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cells.columns)
+    rows = ["<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in cells.itertuples(index=False)]
+    return f"<table><thead><tr>{head}</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write the report of the run stored in `run_dir`; return its index.html."""
     run = Path(run_dir)
@@ -98,29 +224,43 @@ def build_report(run_dir: str | Path) -> Path:
         (report / sub).mkdir(parents=True, exist_ok=True)
 
     cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    findings = check_findings(results)
+    (report / "findings.json").write_text(json.dumps(findings_json(findings), indent=2) + "\n")
     failed = int(results["error"].notna().sum()) if "error" in results.columns else 0
     protocol = protocol_line(cfg)
+    switches = protocol_switches(cfg) or ["no config.yaml switches found"]
     body = [
         f"<h1>{html.escape(str(cfg.get('experiment', run.name)))}</h1>",
-        f"<p>model {html.escape(str(cfg.get('model', {}).get('name', '?')))}; {len(results)} trials, {failed} failed. "
-        "Cells: mean (min–max) over the trials of a setting (its seeds).</p>",
+        f"<p>model {html.escape(str(cfg.get('model', {}).get('name', '?')))}; "
+        f"{number(len(results))} trials, {number(failed)} failed.</p>",
+        *_findings(findings),
+        *_recommendation(results, cfg),
+        "<h2>How to read the tables</h2>",
+        '<p class="note">One row per setting: new facts (Unknown) and the mix, "+1 HighlyKnown" one extra known fact '
+        'per new one; "+0" is the control trained on the new facts alone, one setting per unknown count, shared by '
+        "both extra kinds. Cells: mean (min–max) over the trials of a setting (its seeds); shares of facts with 2 "
+        "decimals, counts whole; — where there is no number. UK→HK: Unknown to HighlyKnown; neg. shift: the share of "
+        "the facts outside the mix that moved down a category. The page shows each table's key columns; every column "
+        "is in its CSV and Markdown.</p>",
         "<h2>Protocol</h2>",
-        f"<p>{html.escape(protocol)}</p>",
+        '<ul class="switches">' + "".join(f"<li>{html.escape(s)}</li>" for s in switches) + "</ul>",
     ]
     distribution = run / "categories" / "base_distribution.csv"
     if distribution.exists():
-        body += ["<h2>Base model categories</h2>", pd.read_csv(distribution).to_html(index=False, float_format="{:.3f}".format)]
+        body += ["<h2>Base model categories</h2>", _html_table(page_cells(pd.read_csv(distribution), None))]
 
-    for name, (title, make) in TABLES.items():
-        table = make(results)
+    for name, spec in TABLES.items():
+        table = spec.make(results)
         if table.empty:
             continue  # e.g. no setting of this run is one of the paper's
         table.to_csv(report / "tables" / f"{name}.csv", index=False)
-        (report / "tables" / f"{name}.md").write_text(f"## {title}\n\n{protocol}\n\n{to_markdown(table)}")
+        (report / "tables" / f"{name}.md").write_text(f"## {spec.title}\n\n{protocol}\n\n{to_markdown(table)}")
+        which = "every column" if spec.shown is None else "key columns"
         body += [
-            f"<h2>{html.escape(title)}</h2>",
-            f'<p><a href="tables/{name}.md">Markdown</a> · <a href="tables/{name}.csv">CSV</a></p>',
-            display(table).to_html(index=False),
+            f"<h2>{html.escape(spec.title)}</h2>",
+            f'<p class="note">{which}; <a href="tables/{name}.csv">full table (CSV)</a> · '
+            f'<a href="tables/{name}.md">Markdown</a></p>',
+            _html_table(page_cells(table, spec.shown)),
         ]
 
     for title, path in _figures(run, results, report / "figures").items():
@@ -129,9 +269,6 @@ def build_report(run_dir: str | Path) -> Path:
     page = report / "index.html"
     page.write_text(
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>knowledge-grid report</title>'
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:small}"
-        "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
     return page

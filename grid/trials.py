@@ -41,7 +41,8 @@ MIX_FILE = "mix.parquet"
 
 
 class GridConfig(BaseModel):
-    """The `grid:` section: every combination is one trial (docs/protocol.md §3)."""
+    """The `grid:` section: every combination is one trial, the +0 control (ratio 0) once
+    per (unknown, seed) (grid_points; docs/protocol.md §3)."""
 
     model_config = ConfigDict(extra="forbid")
     unknown: list[int] = Field([1, 10, 50], min_length=1)
@@ -208,15 +209,17 @@ def run_trial(params: dict, ctx: TrialContext) -> None:
         )
 
 
-def grid_space(grid: GridConfig) -> dict:
-    from ray import tune
-
-    return {
-        "unknown": tune.grid_search(grid.unknown),
-        "extra": tune.grid_search(grid.extra),
-        "ratio": tune.grid_search(grid.ratio),
-        "seed": tune.grid_search(grid.seeds),
-    }
+def grid_points(grid: GridConfig) -> list[dict]:
+    """Every trial of the grid: unknown x seed x (extra, ratio), where the "+0" control
+    (ratio 0: no extras, the same mix whatever the extra kind) is one trial per (unknown,
+    seed), carrying the first extra listed, and shared by both kinds in tables and figures."""
+    arms = [(extra, ratio) for ratio in grid.ratio for extra in (grid.extra[:1] if ratio == 0 else grid.extra)]
+    return [
+        {"unknown": unknown, "extra": extra, "ratio": ratio, "seed": seed}
+        for unknown in grid.unknown
+        for extra, ratio in arms
+        for seed in grid.seeds
+    ]
 
 
 def search_space(search: SearchConfig) -> dict:
@@ -259,10 +262,20 @@ def make_tuner(ctx: TrialContext, mode: Mode, resume: bool = False, callbacks: l
         callbacks=callbacks,
     )
     if mode == "grid":
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        # The grid is a list of points, not a cross product (the +0 arm is trained once);
+        # Tune wants each key in param_space too, but every trial is one of the points.
+        points = grid_points(grid)
+        space = {key: tune.choice(sorted({p[key] for p in points})) for key in points[0]}
         return tune.Tuner(
             trainable,
-            param_space=grid_space(grid),
-            tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent_trials),
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                # Tune ignores TuneConfig's max_concurrent_trials beside a variant generator.
+                search_alg=BasicVariantGenerator(points_to_evaluate=points, max_concurrent=resources.max_concurrent_trials or 0),
+                num_samples=len(points),
+            ),
             run_config=run_config,
         )
     import optuna

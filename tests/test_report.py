@@ -1,4 +1,6 @@
 """Adapter evaluation and the report, from a tiny grid run on 2 CPUs (made once per module)."""
+import html
+import json
 import shutil
 
 import matplotlib.image
@@ -6,8 +8,9 @@ import pandas as pd
 import pytest
 
 from analysis.figures import optimization_history, pareto_front_plot
+from analysis.findings import check_findings, findings_json
 from grid.cli import main
-from grid.report import protocol_line
+from grid.report import describe_adapter, protocol_line, recommended_adapter
 from analysis.verdicts import pareto_front
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -55,7 +58,8 @@ def test_report_tables_hold_one_row_per_setting(run):
     for name in ("table3_shifts", "table4_behaviour", "table5_reasons"):
         table = pd.read_csv(tables / f"{name}.csv")
         assert table["ratio"].tolist() == [0, 1] and (table["trials"] == 1).all()
-        assert (tables / f"{name}.md").read_text().count("\n| 6 | HighlyKnown |") == 2
+        markdown = (tables / f"{name}.md").read_text()  # the +0 control reads "+0", shared by both extras
+        assert markdown.count("\n| 6 | +0 | 1 |") == 1 and markdown.count("\n| 6 | +1 HighlyKnown | 1 |") == 1
     shifts = pd.read_csv(tables / "table3_shifts.csv")
     assert {"negative_shift_untrained", "negative_shift_possible_all"} <= set(shifts.columns)
     assert not (tables / "paper.csv").exists()  # 6 new facts is no setting of the paper's
@@ -84,6 +88,47 @@ def test_report_figures_are_png_and_on_the_page(run):
         assert_png(path)
         assert f'src="figures/{path.name}"' in page
     assert 'href="tables/table2_reliability.md"' in page
+    assert '<a href="tables/table3_shifts.csv">full table (CSV)</a>' in page
+
+
+def test_report_opens_with_the_findings_and_the_recommended_adapter(run):
+    cfg, _ = run
+    report = cfg.run_dir / "report"
+    results = pd.read_parquet(cfg.run_dir / "results.parquet")
+    findings = check_findings(results)
+    assert json.loads((report / "findings.json").read_text()) == json.loads(json.dumps(findings_json(findings)))
+    page = (report / "index.html").read_text()
+    found, recommended = page.index("<h2>What this run found</h2>"), page.index("<h2>Recommended adapter</h2>")
+    assert found < recommended < page.index("<h2>Protocol</h2>") < page.index("<table")
+    for f in findings:
+        assert f'<span class="verdict {f.verdict.replace(" ", "-")}">{f.verdict}</span>' in page[found:recommended]
+        assert html.escape(f.claim) in page[found:recommended] and html.escape(f.evidence) in page[found:recommended]
+    best, met = recommended_adapter(results, 0.5)  # the tiny config's search.reliability_floor
+    assert met and "reliability ≥ 0.50, the search&#x27;s reliability_floor in config.yaml" in page
+    assert f"<code>{html.escape(best['trial'])}</code>" in page[recommended:]
+    assert "<td>nan</td>" not in page.lower()  # a missing number reads "—"
+
+
+def test_recommended_adapter_on_hand_made_trials():
+    def trial(name, reliability, shift, error=None):
+        return {"trial": name, "unknown": 10, "extra": "HighlyKnown", "ratio": 1, "seed": 0, "reliability": reliability,
+                "negative_shift_untrained": shift, "positive_shift_untrained": 0.06, "facts_untrained": 1000, "error": error}
+
+    results = pd.DataFrame(
+        [trial("t0", 0.99, 0.25), trial("t1", 0.80, 0.05), trial("t2", 0.97, 0.30), trial("t3", 1.0, 0.01, "RuntimeError()")]
+    )
+    best, met = recommended_adapter(results, 0.95)  # t1 shifts less but missed the floor; t3 failed
+    assert best["trial"] == "t0" and met
+    assert describe_adapter(best) == (
+        "trial t0 (10 new facts, +1 HighlyKnown, seed 0): learned 99% of its 10 new facts (reliability 0.99); "
+        "moved 25% of the 1,000 facts outside its mix down a category (negative shift 0.25) and 6% up (positive shift 0.06)."
+    )
+    best, met = recommended_adapter(results, 0.999)  # none reached it: the closest, t0
+    assert best["trial"] == "t0" and not met
+    assert recommended_adapter(results, 0.5)[0]["trial"] == "t1"
+    control = pd.DataFrame([trial("c", 1.0, 0.1)]).assign(ratio=0, extra="paraphrase")
+    assert describe_adapter(recommended_adapter(control, 0.95)[0]).startswith("trial c (10 new facts, +0, seed 0)")
+    assert recommended_adapter(results.drop(columns="negative_shift_untrained"), 0.95) == (None, False)
 
 
 def test_kgrid_report_rebuilds_from_stored_files(run, capsys):

@@ -11,7 +11,6 @@ pytestmark = [
 ]
 
 
-@pytest.mark.xfail(reason="report layout: wide tables (issue #16)", strict=True)
 def test_report_fits_a_1280_px_window_with_every_image_loaded(grid_run, tmp_path):
     cfg, _ = grid_run
     page = browser.render(cfg.run_dir / "report" / "index.html", WIDTH, tmp_path / "report.png")

@@ -5,14 +5,21 @@ import pandas as pd
 import pytest
 
 from analysis.paper import paper_results
+from analysis.figures import setting_label
 from analysis.tables import (
+    MISSING,
+    NO_EXTRA,
     TABLES,
+    cell,
     display,
+    number,
     over_seeds,
+    page_cells,
     paper_reason_table,
     paper_table,
     reason_table,
     reliability_table,
+    shift_table,
     to_markdown,
 )
 from analysis.trial_analysis import analyze_trial
@@ -67,19 +74,21 @@ def test_reliability_table_one_row_per_setting_one_column_per_ratio():
     table = reliability_table(results_frame())
     assert table[["unknown", "extra"]].values.tolist() == [[10, HK], [10, "paraphrase"], [100, HK], [100, "paraphrase"]]
     assert list(table.columns) == ["unknown", "extra", "+0", "+0_min", "+0_max", "+1", "+1_min", "+1_max"]
-    assert math.isnan(table.loc[1, "+0"])  # no paraphrase trial at ratio 0
-    assert table.loc[0, "+0"] == pytest.approx(0.975)  # seeds 1, 2: 1 - 0.01 - 0.01 and 1 - 0.01 - 0.02
+    # seeds 1, 2: 1 - 0.01 - 0.01 and 1 - 0.01 - 0.02; the +0 control is shared by both extra kinds
+    assert table.loc[0, "+0"] == pytest.approx(0.975) and table.loc[1, "+0"] == pytest.approx(0.975)
 
 
 def test_display_and_markdown_cells():
     cells = display(reliability_table(results_frame()))
     assert list(cells.columns) == ["unknown", "extra", "+0", "+1"]
-    assert cells.loc[0, "+0"] == "0.975 (0.97–0.98)" and cells.loc[1, "+0"] == ""
-    one_seed = display(pd.DataFrame({"n": [3.0], "n_min": [3.0], "n_max": [3.0]}))
-    assert one_seed.loc[0, "n"] == "3"  # min = max: the mean alone
+    assert cells.loc[0, "+0"] == "0.97 (0.97–0.98)" and cells.loc[1, "+0"] == "0.97 (0.97–0.98)"
+    one_seed = display(pd.DataFrame({"trials": [3.0], "trials_min": [3.0], "trials_max": [3.0]}))
+    assert one_seed.loc[0, "trials"] == "3"  # min = max: the mean alone
     lines = to_markdown(reason_table(results_frame())).splitlines()
-    assert lines[0] == "| unknown | extra | ratio | trials | unknown_to_highly_known | highly_known_to_unknown |"
-    assert len(lines) == 2 + 6 and "| 10 | HighlyKnown | 0 | 2 | 3 (2–4) | 11.5 (11–12) |" in lines
+    # extra and ratio read as one mix column; counts whole, their means with one decimal
+    assert lines[0] == "| unknown | mix | trials | unknown_to_highly_known | highly_known_to_unknown |"
+    assert len(lines) == 2 + 6 and "| 10 | +0 | 2 | 3 (2–4) | 11.5 (11–12) |" in lines
+    assert "| 100 | +1 paraphrase | 2 | 3 (2–4) | 101.5 (101–102) |" in lines
 
 
 def test_paper_table_matches_the_paper_settings_only():
@@ -100,7 +109,7 @@ def test_paper_table_matches_the_paper_settings_only():
 
 def test_tables_of_a_run_where_no_trial_finished():
     results = results_frame().assign(error="RuntimeError()")
-    assert all(make(results).empty for _, make in TABLES.values())
+    assert all(table.make(results).empty for table in TABLES.values())
     assert reliability_table(results[["trial", "unknown", "extra", "ratio", "seed", "error"]]).empty
 
 
@@ -118,12 +127,56 @@ def test_unmeasured_domain_reads_not_measured():
     results = results_frame().assign(domains=0, reason_domain=nan, reason_target_based=nan, paper_reason_domain_negative=nan)
     cells = display(reason_table(results))
     assert (cells["reason_domain"] == "not measured").all()
-    assert (cells["reason_target_based"] == "").all()  # a plain missing number stays empty
+    assert (cells["reason_target_based"] == MISSING).all()  # a plain missing number
     assert (display(paper_reason_table(results))["paper_reason_domain_negative"] == "not measured").all()
     # Facts with domains: a number, or empty where there was nothing to count (no HK->UK move)
     measured = results_frame().assign(domains=4, reason_domain=[0.5, 1.0] * 6, paper_reason_domain_negative=nan)
-    assert display(reason_table(measured)).loc[0, "reason_domain"] == "0.75 (0.5–1)"
-    assert (display(paper_reason_table(measured))["paper_reason_domain_negative"] == "").all()
+    assert display(reason_table(measured)).loc[0, "reason_domain"] == "0.75 (0.50–1.00)"
+    assert (display(paper_reason_table(measured))["paper_reason_domain_negative"] == MISSING).all()
+
+
+def test_numbers_for_people():
+    assert number(0.256) == "0.26" and number(1.0) == "1.00"  # a share: 2 decimals, also when whole
+    assert number(1234) == "1,234" and number(1234.0, "count") == "1,234" and number(11.5, "count") == "11.5"
+    assert number(float("nan")) == MISSING == "—" and number(None) == "—"
+    assert number(0.000190, "percent") == "0.02%" and number(-0.001) == "0.00"  # never "-0.00"
+    assert number(0.0001, "setting") == "0.0001" and number(3000, "setting") == "3,000"  # lr, unknown: no 1e-04
+    assert number(1.5e-7) == "0.00" and "e" not in number(123456789.0)
+    assert cell(0.25, 0.21, 0.29) == "0.25 (0.21–0.29)" and cell(0.25, 0.25, 0.25) == "0.25"
+    assert cell(2.5, 2, 3, kind="count") == "2.5 (2–3)"
+
+
+def two_controls() -> pd.DataFrame:
+    """results_frame with the +0 control trained for both extra kinds (a paraphrase copy per
+    (unknown, seed), its reliability off by 0.5 so a double count would show)."""
+    results = results_frame()
+    twin = results[results["ratio"] == 0].assign(extra="paraphrase", reliability=lambda f: f["reliability"] - 0.5)
+    return pd.concat([results, twin.assign(trial=lambda f: f["trial"] + "p")], ignore_index=True)
+
+
+def test_control_is_one_setting_per_unknown_count():
+    table = shift_table(two_controls())
+    control = table[table["ratio"] == 0]
+    assert control[["unknown", "extra", "trials"]].values.tolist() == [[10, NO_EXTRA, 2], [100, NO_EXTRA, 2]]
+    assert len(table) == 6 and table["trials"].eq(2).all()  # +0, +1 HK, +1 paraphrase per unknown count
+    assert display(table)["mix"].tolist() == ["+0", "+1 HighlyKnown", "+1 paraphrase"] * 2
+    # the first-held copy is kept: reliability as results_frame's, not 0.5 lower
+    assert over_seeds(two_controls(), ["reliability"]).loc[0, "reliability"] == pytest.approx(0.975)
+    reliability = reliability_table(two_controls())
+    assert reliability["+0"].tolist() == pytest.approx([0.975, 0.975, 0.885, 0.885])
+    assert setting_label({"unknown": 10, "extra": NO_EXTRA, "ratio": 0}) == "10 UK +0"
+    assert setting_label({"unknown": 3000, "extra": "paraphrase", "ratio": 10, "lr": 1e-4}) == "3,000 UK +10 para, lr 0.0001"
+
+
+def test_page_shows_key_columns_under_short_headers():
+    results = results_frame().assign(negative_shift_untrained=0.25, positive_shift_untrained=0.06, negative_untrained=1234)
+    spec = TABLES["table3_shifts"]
+    cells = page_cells(spec.make(results), spec.shown)
+    assert list(cells.columns) == ["new facts", "mix", "trials", "moved down", "neg. shift", "pos. shift"]
+    assert cells.iloc[0].tolist() == ["10", "+0", "2", "1,234", "0.25", "0.06"]
+    assert all(len(h) <= 40 for spec in TABLES.values() for h in (spec.shown or {}).values())
+    # None: every column, its name made readable
+    assert list(page_cells(reliability_table(results), None).columns) == ["new facts", "extra", "+0", "+1"]
 
 
 def test_analyze_trial_on_hand_made_categorizations():

@@ -80,3 +80,19 @@ def test_engine_agreement_is_the_share_of_watched_facts_categorized_alike():
     # Watched: a, b, c (d is neither new nor in the probe); c moved under the trainer's engine.
     epoch0 = pd.DataFrame({"fact_id": ["a", "b", "c"], "category": ["Unknown", "HighlyKnown", "Unknown"]})
     assert engine_agreement(base, epoch0) == pytest.approx(2 / 3)
+
+
+def test_the_control_arm_is_one_trial_per_unknown_and_seed():
+    from grid.trials import GridConfig, grid_points
+
+    paper = load_config(Path(__file__).parent.parent / "configs/paper.yaml").grid
+    points = grid_points(paper)
+    # 6 unknown counts x 3 seeds x (+0 once, 2 extras x ratios 1 and 10) = 90, not 6 x 3 x 2 x 3 = 108.
+    assert len(points) == 90
+    assert len({tuple(sorted(p.items())) for p in points}) == 90
+    controls = [p for p in points if p["ratio"] == 0]
+    assert len(controls) == 18 and {p["extra"] for p in controls} == {"HighlyKnown"}
+    small = grid_points(GridConfig(unknown=[10], extra=["paraphrase", "HighlyKnown"], ratio=[0, 1], seeds=[0, 1]))
+    assert sorted((p["extra"], p["ratio"], p["seed"]) for p in small) == [
+        ("HighlyKnown", 1, 0), ("HighlyKnown", 1, 1), ("paraphrase", 0, 0), ("paraphrase", 0, 1), ("paraphrase", 1, 0), ("paraphrase", 1, 1)
+    ]
