@@ -1,16 +1,21 @@
 """Generator engines: one small protocol, a transformers engine and a vLLM engine.
 
 An engine turns chat prompts into answers: for each prompt one greedy answer and,
-when asked, `samples` sampled answers. The transformers engine runs anywhere (CPU,
+when asked, `samples` sampled answers. One engine serves several LoRA adapters: each
+prompt may name its own (grid/evaluate.py hands the prompts of many adapters to one pass),
+so the base model is loaded once per pass, not once per adapter. The transformers engine runs anywhere (CPU,
 CUDA, bf16 on GPU); the vLLM engine needs CUDA and the `gpu` extra and is imported
 only on that path. torch is imported inside the functions that run an engine: the
 settings classes here are part of every config, which `kgrid validate` reads without it.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +29,8 @@ MIN_SHARED_PREFIX = 8
 # A Ray Data batch of 2,048 paper-mode prompts holds ~205 rows of each of the M=10 sets;
 # smaller batches (or more sets) still split at sets of this many rows.
 MIN_PREFIX_BATCH = 16
+# The LoRA ranks vLLM's engine accepts as max_lora_rank.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,10 @@ class Decoding:
 
 class Engine(Protocol):
     def generate(
-        self, prompts: list[list[dict]], decoding: Decoding, adapter: str | None = None
+        self, prompts: list[list[dict]], decoding: Decoding, adapters: list[str | None] | None = None
     ) -> list[list[str]]:
-        """For each chat prompt, [greedy answer, sample 1, ..., sample N]."""
+        """For each chat prompt, [greedy answer, sample 1, ..., sample N]. `adapters`: one
+        adapter folder per prompt (None: the base model); left out, the model as loaded."""
 
 
 def pick_engine(engine: str) -> str:
@@ -69,17 +77,30 @@ class EngineConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
-    max_lora_rank: int = Field(64, ge=1)
+
+
+@dataclass(frozen=True)
+class Loras:
+    """What a vLLM engine must reserve for the adapters of one pass: how many at once, and
+    the largest rank among them (the config's, grid/run.py)."""
+
+    max_loras: int = 1
+    max_rank: int = 1
 
 
 def make_engine(
-    cfg: EngineConfig, model: str, adapters: tuple[str, ...] = (), trust_remote_code: bool = False, threads: int | None = None
+    cfg: EngineConfig, model: str, trust_remote_code: bool = False, threads: int | None = None, loras: Loras = Loras()
 ) -> Engine:
     if pick_engine(cfg.kind) == "vllm":
-        return VLLMEngine(model, cfg, trust_remote_code=trust_remote_code)
-    return TransformersEngine.load(
-        model, adapters, batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code, threads=threads
-    )
+        return VLLMEngine(model, cfg, loras, trust_remote_code=trust_remote_code)
+    return TransformersEngine.load(model, batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code, threads=threads)
+
+
+def encode_chats(tokenizer, prompts: list[list[dict]]) -> list[list[int]]:
+    """Token ids of chat prompts, as both engines and the trainer see them: the template
+    (which starts with BOS where the model has one) and no second BOS from the tokenizer."""
+    texts = tokenizer.apply_chat_template(prompts, tokenize=False, add_generation_prompt=True)
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
 def prefix_batches(ids: list[list[int]], order: list[int], size: int) -> list[tuple[int, list[int]]]:
@@ -111,6 +132,7 @@ class TransformersEngine:
     def __init__(self, model, tokenizer, batch_size: int = 256):
         """Wrap a loaded model (plain or peft) and its tokenizer; `load` reads them from disk."""
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.adapter_names: dict[str, str] = {}  # adapter folder -> its peft name
         self.device = next(model.parameters()).device
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
@@ -120,12 +142,12 @@ class TransformersEngine:
     def load(
         cls,
         model: str,
-        adapters: tuple[str, ...] = (),
         batch_size: int = 256,
         dtype: str = "auto",
         trust_remote_code: bool = False,
         threads: int | None = None,
     ) -> "TransformersEngine":
+        """The base model from its folder; adapters are loaded when a prompt first names them."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -138,27 +160,48 @@ class TransformersEngine:
         net = AutoModelForCausalLM.from_pretrained(
             model, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
         ).to(device)
-        if adapters:
-            from peft import PeftModel
-
-            # Each adapter is loaded once, named by its path; generate() switches between them.
-            net = PeftModel.from_pretrained(net, adapters[0], adapter_name=adapters[0])
-            for path in adapters[1:]:
-                net.load_adapter(path, adapter_name=path)
         return cls(net.eval(), tokenizer, batch_size)
 
     def encode(self, prompts: list[list[dict]]) -> list[list[int]]:
-        texts = self.tokenizer.apply_chat_template(prompts, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return encode_chats(self.tokenizer, prompts)
+
+    def using(self, adapter: str | None):
+        """A context in which the model is the base model with `adapter` (a folder, loaded
+        beside the others on first use and named by its place) or, for None, the base model."""
+        if adapter is None:
+            return self.model.disable_adapter() if hasattr(self.model, "peft_config") else nullcontext()
+        names = self.adapter_names
+        if adapter not in names:
+            # Names by place: peft's module dicts refuse names with dots, which folders have.
+            names[adapter] = f"a{len(names)}"
+            if hasattr(self.model, "peft_config"):
+                self.model.load_adapter(adapter, adapter_name=names[adapter])
+            else:
+                from peft import PeftModel
+
+                self.model = PeftModel.from_pretrained(self.model, adapter, adapter_name=names[adapter]).eval()
+        self.model.set_adapter(names[adapter])
+        return nullcontext()
 
     def generate(
-        self, prompts: list[list[dict]], decoding: Decoding, adapter: str | None = None
+        self, prompts: list[list[dict]], decoding: Decoding, adapters: list[str | None] | None = None
     ) -> list[list[str]]:
+        if adapters is None:
+            return self.answer(prompts, decoding)
+        out: list[list[str]] = [[] for _ in prompts]
+        # Each adapter's prompts are decoded together, exactly as if they were asked alone.
+        for adapter in dict.fromkeys(adapters):
+            rows = [i for i, a in enumerate(adapters) if a == adapter]
+            with self.using(adapter):
+                for i, answers in zip(rows, self.answer([prompts[i] for i in rows], decoding)):
+                    out[i] = answers
+        return out
+
+    def answer(self, prompts: list[list[dict]], decoding: Decoding) -> list[list[str]]:
+        """Answers of the model as it is now (its active adapter, if any)."""
         import torch
 
         with torch.inference_mode():
-            if adapter is not None:
-                self.model.set_adapter(adapter)
             ids = self.encode(prompts)
             # Sorted token lists put the prompts that share a few-shot prefix side by side.
             order = sorted(range(len(ids)), key=lambda i: ids[i])
@@ -213,39 +256,75 @@ class TransformersEngine:
         return self.tokenizer.batch_decode(gen[:, input_ids.shape[1] :], skip_special_tokens=True)
 
 
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest max_lora_rank vLLM accepts that holds adapters of `rank`."""
+    fits = [r for r in VLLM_LORA_RANKS if r >= rank]
+    if not fits:
+        raise ValueError(f"LoRA rank {rank}: vLLM serves ranks up to {VLLM_LORA_RANKS[-1]}")
+    return fits[0]
+
+
+def adapter_digest(adapter: str) -> str:
+    """12 hex digits of the adapter's weights and settings: its state, whatever its folder."""
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        h.update((Path(adapter) / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def lora_requests(adapters: list[str | None], ids: dict[str, int]) -> list[tuple[str, int, str] | None]:
+    """(lora_name, lora_int_id, path) per prompt, None for the base model: the arguments of
+    vLLM's LoRARequest. `ids` (adapter state -> id, from 1) lives as long as the engine.
+    The name holds the digest of the adapter's weights: vLLM keys its prefix cache by name,
+    so two adapters, or one rewritten, under one name would reuse stale prefixes (vllm #30931)."""
+    digests = {a: adapter_digest(a) for a in dict.fromkeys(adapters) if a is not None}
+    out = []
+    for adapter in adapters:
+        if adapter is None:
+            out.append(None)
+            continue
+        digest = digests[adapter]
+        lora_id = ids.setdefault(digest, len(ids) + 1)
+        out.append((f"adapter-{digest}", lora_id, adapter))
+    return out
+
+
 class VLLMEngine:
     """vLLM with prefix caching (the few-shot exemplars are shared by every prompt of a
-    set) and several LoRA adapters served by one engine."""
+    set) and the adapters of a pass served by one engine, a LoRARequest per prompt."""
 
-    def __init__(self, model: str, cfg: EngineConfig, trust_remote_code: bool = False):
+    def __init__(self, model: str, cfg: EngineConfig, loras: Loras = Loras(), trust_remote_code: bool = False):
         from vllm import LLM
 
         self.llm = LLM(
             model,
             enable_prefix_caching=True,
             enable_lora=True,
-            max_lora_rank=cfg.max_lora_rank,
-            max_loras=4,
+            max_lora_rank=vllm_lora_rank(loras.max_rank),
+            max_loras=loras.max_loras,
             dtype="auto" if cfg.dtype == "auto" else cfg.dtype,
             tensor_parallel_size=cfg.tensor_parallel_size,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             trust_remote_code=trust_remote_code,
             seed=0,
         )
-        self.adapter_ids: dict[str, int] = {}
+        self.tokenizer = self.llm.get_tokenizer()
+        self.lora_ids: dict[str, int] = {}
 
     def generate(
-        self, prompts: list[list[dict]], decoding: Decoding, adapter: str | None = None
+        self, prompts: list[list[dict]], decoding: Decoding, adapters: list[str | None] | None = None
     ) -> list[list[str]]:
         from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
 
         lora = None
-        if adapter is not None:
-            lora_id = self.adapter_ids.setdefault(adapter, len(self.adapter_ids) + 1)
-            lora = LoRARequest(f"adapter-{lora_id}", lora_id, adapter)
+        if adapters is not None:
+            lora = [r and LoRARequest(*r) for r in lora_requests(adapters, self.lora_ids)]
+        # Token ids, as the transformers engine encodes them (no second BOS); generate()
+        # takes a LoRARequest per prompt.
+        tokens = [{"prompt_token_ids": ids} for ids in encode_chats(self.tokenizer, prompts)]
         greedy = SamplingParams(temperature=0.0, max_tokens=decoding.max_new_tokens)
-        results = self.llm.chat(prompts, greedy, lora_request=lora, use_tqdm=False)
+        results = self.llm.generate(tokens, greedy, lora_request=lora, use_tqdm=False)
         out = [[r.outputs[0].text.strip()] for r in results]
         if decoding.samples:
             sampled = SamplingParams(
@@ -255,6 +334,6 @@ class VLLMEngine:
                 max_tokens=decoding.max_new_tokens,
                 seed=decoding.seed,
             )
-            for answers, r in zip(out, self.llm.chat(prompts, sampled, lora_request=lora, use_tqdm=False)):
+            for answers, r in zip(out, self.llm.generate(tokens, sampled, lora_request=lora, use_tqdm=False)):
                 answers.extend(o.text.strip() for o in r.outputs)
         return out

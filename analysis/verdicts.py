@@ -42,3 +42,27 @@ def pareto_front(results: pd.DataFrame) -> pd.DataFrame:
     shift, rel = done[PARETO_SHIFT], done["reliability"]
     keep = [not ((shift <= a) & (rel >= b) & ((shift < a) | (rel > b))).any() for a, b in zip(shift, rel)]
     return done[keep].sort_values(PARETO_SHIFT)
+
+
+class AdapterNotApplied(RuntimeError):
+    """An engine answered as the base model where the adapter must answer otherwise."""
+
+
+def changed_answers(trial: str, adapter_gens: pd.DataFrame, base_gens: pd.DataFrame, new: set[str], trained: float) -> float:
+    """Share of the greedy answers to the new facts' prompts that differ from the base model's.
+
+    The new facts are Unknown to the base model (no correct greedy answer), and the trial
+    measured `trained` reliability on them with the adapter it trained. So when `trained` is
+    above 0 some answer must differ; if none does, the engine served the base model (as
+    ray.data.llm did when it dropped per-row LoRA requests, ray PR #62609) and every number
+    after it would be the base model's: fail loudly instead."""
+    keys = ["fact_id", "prompt_set"]
+    pick = [frame[(frame["sample"] == 0) & frame["fact_id"].isin(new)].set_index(keys)["output"] for frame in (adapter_gens, base_gens)]
+    after, before = pick[0], pick[1].reindex(pick[0].index)
+    share = float((after != before).mean()) if len(after) else 0.0
+    if trained > 0 and share == 0:
+        raise AdapterNotApplied(
+            f"trial {trial}: the evaluation engine gave the base model's answer to all {len(after)} prompts of the "
+            f"{len(new)} new facts, though the trial measured reliability {trained:.2f} on them: the adapter was not applied"
+        )
+    return share

@@ -1,5 +1,6 @@
 """External benchmarks of the base model and every finished adapter (docs/protocol.md §5): does
-packing new facts cost general ability? One Ray task per model or adapter.
+packing new facts cost general ability? One Ray task per group of adapters, which loads the
+base model once and swaps the adapters in.
 
 Tasks, each one column pair bench_<task>, bench_<task>_delta in the results
 (analysis/benchmarks.py):
@@ -189,8 +190,9 @@ def _store(folder: Path, measured: Measured) -> None:
 
 def measure(run: Run, adapters: list[str | None], bench: Bench) -> dict[str | None, dict[str, Measured]]:
     """adapter (None: the base model) -> task -> its result. What the cache lacks is computed
-    by one Ray task per model or adapter, on a GPU where the cluster has one; results are
-    written to the cache by the driver, so a cluster's workers need no shared disk."""
+    by Ray tasks, each for up to `generators.adapters_per_pass` models (the base model loaded
+    once, the adapters swapped in), on a GPU where the cluster has one; results are written
+    to the cache by the driver, so a cluster's workers need no shared disk."""
     import ray
 
     from actors.benchmark import run_benchmarks
@@ -199,32 +201,35 @@ def measure(run: Run, adapters: list[str | None], bench: Bench) -> dict[str | No
     specs = {task: _spec(bench, task) for task in cfg.tasks}
     out: dict[str | None, dict[str, Measured]] = {}
     folders: dict[str | None, dict[str, Path]] = {}
-    pending = {}
-    gpus = ray.cluster_resources().get("GPU", 0)
-    remote = ray.remote(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))(run_benchmarks)
-    chats = ray.put({task: list(frame["chat"]) for task, frame in bench.items.items()})  # shared by every task
+    todo: dict[str | None, list[str]] = {}
     for adapter in dict.fromkeys(adapters):
         ident = (path_fingerprint(model), path_fingerprint(adapter))
         folders[adapter] = {t: run.cache / "benchmarks" / digest(*ident, t, s) for t, s in specs.items()}
         out[adapter] = {t: _load(f) for t, f in folders[adapter].items() if (f / "result.json").exists()}
         missing = [t for t in cfg.tasks if t not in out[adapter]]
         if missing:
-            builtin = [t for t in missing if t in BUILTIN]
-            lm_tasks = {t: shots for t, shots in cfg.lm_eval_tasks.items() if t in missing}
-            pending[adapter] = remote.remote(
-                model, adapter, chats, builtin, lm_tasks, cfg.limit, cfg.batch_size, run.trust_remote_code
-            )
-    for adapter, ref in pending.items():
-        for task, got in ray.get(ref).items():
-            folder = folders[adapter][task]
-            info = {"task": task, "model": model, "adapter": adapter, "key": folder.name, **specs[task]}
-            if task in BUILTIN:
-                items = bench.items[task].assign(loglik=[s for s, _ in got], tokens=[n for _, n in got])
-                measured = Measured({**info, "score": AGGREGATE[task](items)}, items)
-            else:
-                measured = Measured({**info, "score": got["metrics"][cfg.metric], **got})
-            _store(folder, measured)
-            out[adapter][task] = measured
+            todo[adapter] = missing
+    gpus = ray.cluster_resources().get("GPU", 0)
+    remote = ray.remote(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))(run_benchmarks)
+    chats = ray.put({task: list(frame["chat"]) for task, frame in bench.items.items()})  # shared by every task
+    per_task = run.cfg.generators.adapters_per_pass
+    groups = list(todo.items())
+    pending = [
+        remote.remote(model, dict(groups[i : i + per_task]), chats, cfg.lm_eval_tasks, cfg.limit, cfg.batch_size, run.trust_remote_code)
+        for i in range(0, len(groups), per_task)
+    ]
+    for ref in pending:
+        for adapter, found in ray.get(ref).items():
+            for task, got in found.items():
+                folder = folders[adapter][task]
+                info = {"task": task, "model": model, "adapter": adapter, "key": folder.name, **specs[task]}
+                if task in BUILTIN:
+                    items = bench.items[task].assign(loglik=[s for s, _ in got], tokens=[n for _, n in got])
+                    measured = Measured({**info, "score": AGGREGATE[task](items)}, items)
+                else:
+                    measured = Measured({**info, "score": got["metrics"][cfg.metric], **got})
+                _store(folder, measured)
+                out[adapter][task] = measured
     return out
 
 

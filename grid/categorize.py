@@ -1,6 +1,7 @@
 """Categorize every fact for a model (or model + adapter) with Ray Data (docs/protocol.md §2).
 
 facts -> few-shot prompts -> a pool of generator actors -> parquet shards -> scoring -> categories.
+The adapters of a grid are categorized in passes: one pool answers several adapters' prompts.
 
 The raw generations live in `<cache>/categorize/<key>/`, where the key covers what
 changes the generated text: the model, the adapter, the facts' questions, the protocol
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from actors.engines import Decoding
+from actors.engines import Decoding, Loras
+from actors.generator import BASE
 from analysis.scoring import ScoringConfig, categories_from_scores, score_generations
 from grid.cache import digest, frame_fingerprint, path_fingerprint
 from grid.data.prompts import PromptConfig, build_prompts, protocol_key
@@ -66,42 +68,73 @@ def categorize(
     progress: bool = True,
     scoring: ScoringConfig = ScoringConfig(),
 ) -> Categorization:
-    """Generate (or read from the cache) every fact's answers, then score them with
-    `scoring` and categorize."""
+    """Every fact's answers for the model (with `adapter` loaded, when given), generated or
+    read from the cache, scored with `scoring` and categorized."""
+    return categorize_adapters(facts, exemplars, model, prompts, cfg, cache, [adapter], trust_remote_code, progress, scoring)[adapter]
+
+
+def categorize_adapters(
+    facts: pd.DataFrame,
+    exemplars: pd.DataFrame,
+    model: str,
+    prompts: PromptConfig,
+    cfg: GeneratorsConfig,
+    cache: str | Path,
+    adapters: list[str | None],
+    trust_remote_code: bool = False,
+    progress: bool = True,
+    scoring: ScoringConfig = ScoringConfig(),
+    max_rank: int = 1,
+) -> dict[str | None, Categorization]:
+    """`categorize` for each of `adapters` (None: the base model), each cached under its own
+    key. What the cache lacks is generated in passes of `cfg.adapters_per_pass` adapters:
+    one Ray Data job per pass, whose actors load the base model once and answer every
+    adapter's prompts (`max_rank`: the largest LoRA rank among them, which vLLM reserves)."""
     engine = resolved_engine(cfg.engine)
-    key = categorization_key(model, adapter, facts, exemplars, prompts, engine)
-    folder = Path(cache) / "categorize" / key
-    cached = (folder / "generations.parquet").exists()
-    if cached:
-        gens = pd.read_parquet(folder / "generations.parquet")
-    else:
-        meta = {"model": model, "adapter": adapter, "facts": len(facts), "prompts": prompts.model_dump(), "engine": engine}
-        gens = generate(facts, exemplars, model, prompts, cfg, folder, meta, adapter, trust_remote_code, progress)
-    gens = score_generations(gens, facts, scoring.match)
-    return Categorization(gens, categories_from_scores(gens), key, cached)
+    folders = {
+        a: Path(cache) / "categorize" / categorization_key(model, a, facts, exemplars, prompts, engine)
+        for a in dict.fromkeys(adapters)
+    }
+    cached = {a for a, folder in folders.items() if (folder / "generations.parquet").exists()}
+    missing = [a for a in folders if a not in cached]
+    for start in range(0, len(missing), cfg.adapters_per_pass):
+        group = {a: folders[a] for a in missing[start : start + cfg.adapters_per_pass]}
+        meta = {"model": model, "facts": len(facts), "prompts": prompts.model_dump(), "engine": engine}
+        loras = Loras(max_loras=len(group), max_rank=max_rank)
+        generate(facts, exemplars, model, prompts, cfg, group, meta, trust_remote_code, progress, loras)
+    out = {}
+    for adapter, folder in folders.items():
+        gens = score_generations(pd.read_parquet(folder / "generations.parquet"), facts, scoring.match)
+        out[adapter] = Categorization(gens, categories_from_scores(gens), folder.name, adapter in cached)
+    return out
 
 
 def generate(
-    facts, exemplars, model, prompts, cfg, folder: Path, meta: dict, adapter, trust_remote_code, progress
-) -> pd.DataFrame:
-    """The raw generations of every fact, generated into `folder`'s shards (those already
-    there are kept) and stored as generations.parquet, which marks the key finished;
-    `meta` (what the key stands for, readable) goes beside them as meta.json."""
-    shards = folder / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
+    facts, exemplars, model, prompts, cfg, folders: dict[str | None, Path], meta: dict, trust_remote_code, progress, loras: Loras
+) -> None:
+    """The raw generations of every fact for each adapter of `folders` (adapter -> its key's
+    folder), in one Ray Data job: each adapter's shards go to its folder (those already
+    there are kept), then its generations.parquet, which marks the key finished; `meta`
+    (what the key stands for, readable) goes beside them as meta.json."""
     per_fact = prompts.sets * (1 + prompts.samples)
-    todo = facts[~facts["fact_id"].isin(finished_facts(read_shards(shards), per_fact))]
+    table = build_prompts(facts, exemplars, prompts)  # the same prompts for every adapter
+    shards, todo = {}, []
+    for adapter, folder in folders.items():
+        name = adapter or BASE
+        shards[name] = folder / "shards"
+        shards[name].mkdir(parents=True, exist_ok=True)
+        done = finished_facts(read_shards(shards[name]), per_fact)
+        todo.append(table[~table["fact_id"].isin(done)].assign(adapter=name))
+    todo = pd.concat(todo, ignore_index=True)
     if len(todo):
         decoding = Decoding(prompts.max_new_tokens, prompts.samples, prompts.temperature, prompts.top_k, prompts.seed)
-        table = build_prompts(todo, exemplars, prompts)
-        generate_shards(table, model, decoding, cfg, shards, adapter, trust_remote_code, progress, desc="categorize")
-    gens = read_shards(shards).drop_duplicates(["fact_id", "prompt_set", "sample"])
-    gens = gens.sort_values(["fact_id", "prompt_set", "sample"], ignore_index=True)[GENERATION_COLUMNS]
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-    # Written last, and renamed into place: its presence marks the key as finished, so a
-    # kill mid-write must not leave a half file under that name.
-    gens.to_parquet(folder / "generations.parquet.tmp", index=False)
-    (folder / "generations.parquet.tmp").replace(folder / "generations.parquet")
-    return gens
-
-
+        desc = "categorize" if list(folders) == [None] else f"categorize {len(folders)} adapters"
+        generate_shards(todo, model, decoding, cfg, shards, trust_remote_code, progress, desc, loras)
+    for adapter, folder in folders.items():
+        gens = read_shards(shards[adapter or BASE]).drop_duplicates(["fact_id", "prompt_set", "sample"])
+        gens = gens.sort_values(["fact_id", "prompt_set", "sample"], ignore_index=True)[GENERATION_COLUMNS]
+        (folder / "meta.json").write_text(json.dumps({**meta, "adapter": adapter}, indent=1))
+        # Written last, and renamed into place: its presence marks the key as finished, so a
+        # kill mid-write must not leave a half file under that name.
+        gens.to_parquet(folder / "generations.parquet.tmp", index=False)
+        (folder / "generations.parquet.tmp").replace(folder / "generations.parquet")

@@ -1,5 +1,8 @@
-"""After the trials: every finished adapter re-categorizes the whole corpus, then one Ray
-task per trial turns the two categorizations into findings (analysis/trial_analysis.py).
+"""After the trials: every finished adapter re-categorizes the whole corpus, several adapters
+per pass of one generator pool (`generators.adapters_per_pass`); each adapter's answers are
+checked against the base model's (analysis/verdicts.py changed_answers: an engine that
+dropped the adapter fails the run); then one Ray task per trial turns the two
+categorizations into findings (analysis/trial_analysis.py).
 
 Stored in the run folder, per trial:
     categories/<trial>.parquet     the adapter's categories (generations/<trial>.parquet: its answers)
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from analysis.trial_analysis import analyze_trial, merge_records
+from analysis.verdicts import changed_answers
 from grid.categorize import Categorization
 from grid.trials import Trials
 
@@ -27,26 +31,33 @@ ANALYSIS_CPUS = 0.5
 def evaluate_trials(run: Run, base: Categorization, trials: Trials) -> pd.DataFrame:
     """The trials' results with every finished trial's analysis record added.
 
-    Each trial's mix is the one the trial composed (trials.mixes). Adapters are categorized
-    one after the other, each by a Ray Data pool of generator actors over the cluster, and
-    cached by adapter like the base model. With the vLLM engine the pool's engines are
-    loaded once per adapter too; serving several adapters per pass (VLLMEngine.generate
-    takes the adapter per call) would save those loads.
+    Each trial's mix is the one the trial composed (trials.mixes). The adapters are
+    categorized in passes of `generators.adapters_per_pass`, each pass one Ray Data pool over
+    the cluster whose actors load the base model once; each adapter is cached like the base
+    model. A pass's trials are analyzed while the next pass generates.
     """
     import ray
 
     analyze = ray.remote(num_cpus=ANALYSIS_CPUS)(analyze_trial)
     shared = [ray.put(x) for x in (run.facts, base.categories, base.generations)]
 
-    pending = {}
     results = trials.results
     finished = results[results["adapter"].notna() & results["error"].isna()]
-    for trial in finished.itertuples():
-        adapted = run.categorize(adapter=trial.adapter)
-        adapted.categories.to_parquet(run.table("categories", trial.trial), index=False)
-        adapted.generations.to_parquet(run.table("generations", trial.trial), index=False)
-        # Analyzed while the next adapter generates.
-        pending[trial.trial] = analyze.remote(*shared, adapted.categories, adapted.generations, trials.mixes[trial.trial])
+    # vLLM reserves room for the largest rank of a pass: the search's, or the config's.
+    max_rank = int(finished["rank"].max()) if "rank" in finished.columns else run.cfg.lora.rank
+    per_pass = run.cfg.generators.adapters_per_pass
+    pending = {}
+    for start in range(0, len(finished), per_pass):
+        chunk = finished.iloc[start : start + per_pass]
+        adapted = run.categorize_adapters(list(chunk["adapter"]), max_rank)
+        for trial in chunk.itertuples():
+            found = adapted[trial.adapter]
+            mix = trials.mixes[trial.trial]
+            new = set(mix.loc[mix["role"] == "new", "fact_id"])
+            changed_answers(trial.trial, found.generations, base.generations, new, trial.reliability)
+            found.categories.to_parquet(run.table("categories", trial.trial), index=False)
+            found.generations.to_parquet(run.table("generations", trial.trial), index=False)
+            pending[trial.trial] = analyze.remote(*shared, found.categories, found.generations, mix)
 
     records = {}
     for trial, ref in pending.items():

@@ -1,6 +1,8 @@
 """The generator pool: chat prompts answered by a pool of Generator actors (actors/generator.py)
 as a Ray Data job, one parquet shard per finished batch. Every job that generates runs on it
-(grid/categorize.py, grid/paraphrase.py), so they spread over the cluster and resume alike."""
+(grid/categorize.py, grid/paraphrase.py), so they spread over the cluster and resume alike.
+One job may ask several adapters (a row names its own): their prompts share the pool, whose
+actors load the base model once for the whole job."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,7 +13,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from actors.engines import Decoding, EngineConfig
+from actors.engines import Decoding, EngineConfig, Loras
+from actors.generator import BASE
 
 
 class GeneratorsConfig(BaseModel):
@@ -29,6 +32,10 @@ class GeneratorsConfig(BaseModel):
     # Larger batches hold more prompts of each exemplar set, which the engine decodes
     # together (docs/performance.md: 2,048 is 1.3x faster than 512 on the default world).
     prompts_per_batch: int = Field(2048, ge=1, description="prompts per Ray Data batch; also the unit of kept work")
+    # One pass loads the base model once per actor and answers the prompts of this many
+    # adapters; vLLM reserves room for as many (max_loras). Bounded, so that a pass's
+    # adapters fit beside the model and a kill loses at most one pass of unwritten batches.
+    adapters_per_pass: int = Field(8, ge=1, description="adapters whose prompts share one generator pass")
 
 
 GENERATION_COLUMNS = ["fact_id", "prompt_set", "sample", "output"]
@@ -70,22 +77,26 @@ def generate_shards(
     model: str,
     decoding: Decoding,
     cfg: GeneratorsConfig,
-    shards: Path,
-    adapter: str | None = None,
+    shards: dict[str, Path],
     trust_remote_code: bool = False,
     progress: bool = True,
     desc: str = "generate",
+    loras: Loras = Loras(),
 ) -> None:
-    """Answer chat prompts (table: fact_id, prompt_set, messages) with a pool of Generator
-    actors as a Ray Data job; each finished batch becomes a shard part-*.parquet of rows
-    fact_id, prompt_set, sample, output. Shared by every job that generates (categorize,
-    paraphrase), so they spread over the cluster and resume the same way."""
+    """Answer chat prompts (table: fact_id, prompt_set, messages, and adapter: the folder to
+    answer with, BASE for the base model; no column: all BASE) with a pool of Generator
+    actors as a Ray Data job. Each finished batch becomes, for each adapter in it, a shard
+    part-*.parquet of rows fact_id, prompt_set, sample, output in `shards[adapter]`.
+    Shared by every job that generates (categorize, paraphrase), so they spread over the
+    cluster and resume the same way."""
     import ray
 
     from actors.generator import Generator
 
+    adapters = table["adapter"] if "adapter" in table.columns else [BASE] * len(table)
     table = pd.DataFrame(
         {
+            "adapter": list(adapters),
             "fact_id": table["fact_id"],
             "prompt_set": table["prompt_set"],
             "messages": [json.dumps(list(m)) for m in table["messages"]],
@@ -99,7 +110,8 @@ def generate_shards(
     else:
         size = cfg.actors or max(1, int(cpus))
         resources = {"num_cpus": cfg.cpus_per_actor}
-    # At least one batch per actor, so a small job still keeps the whole pool busy.
+    # At least one batch per actor, so a small job still keeps the whole pool busy. Blocks
+    # are consecutive rows, so a batch mostly holds one adapter's prompts.
     blocks = max(size, -(-len(table) // cfg.prompts_per_batch))
     per_batch = -(-len(table) // blocks)
     ds = ray.data.from_pandas(table).repartition(blocks).map_batches(
@@ -108,21 +120,23 @@ def generate_shards(
             model=model,
             engine=cfg.engine,
             decoding=decoding,
-            adapter=adapter,
             trust_remote_code=trust_remote_code,
             threads=None if on_gpu else cfg.threads_per_actor,
+            loras=loras,
         ),
         batch_size=per_batch,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=size),
         **resources,
     )
-    facts = table["fact_id"].nunique()
-    per_fact = len(table) / facts * (1 + decoding.samples)  # output rows per fact
-    start = len(list(shards.glob("part-*.parquet")))
-    bar = tqdm(total=facts, unit="fact", desc=desc, disable=not progress)
-    for i, batch in enumerate(ds.iter_batches(batch_size=None, batch_format="pandas")):
+    pairs = table[["adapter", "fact_id"]].drop_duplicates()
+    per_pair = len(table) / len(pairs) * (1 + decoding.samples)  # output rows per (adapter, fact)
+    parts = {a: len(list(folder.glob("part-*.parquet"))) for a, folder in shards.items()}
+    bar = tqdm(total=len(pairs), unit="fact", desc=desc, disable=not progress)
+    for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
         # Each finished batch is on disk before the next: a kill loses at most one batch.
-        batch.to_parquet(shards / f"part-{start + i:06d}.parquet", index=False)
-        bar.update(len(batch) / per_fact)
+        for adapter, rows in batch.groupby("adapter", sort=False):
+            rows.drop(columns="adapter").to_parquet(shards[adapter] / f"part-{parts[adapter]:06d}.parquet", index=False)
+            parts[adapter] += 1
+        bar.update(len(batch) / per_pair)
     bar.close()

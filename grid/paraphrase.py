@@ -26,6 +26,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.engines import Decoding
+from actors.generator import BASE
 from analysis.paraphrases import fill, judge, summarize
 from analysis.scoring import UNKNOWN
 from grid.cache import digest, frame_fingerprint, path_fingerprint
@@ -132,7 +133,7 @@ def paraphrase(
         if len(todo):
             messages = [paraphrase_messages(q) for q in todo["question"]]
             table = pd.DataFrame({"fact_id": todo["fact_id"].tolist(), "prompt_set": 0, "messages": messages})
-            generate_shards(table, model, cfg.decoding, workers, shards, None, trust_remote_code, progress, desc="paraphrase")
+            generate_shards(table, model, cfg.decoding, workers, {BASE: shards}, trust_remote_code, progress, desc="paraphrase")
         candidates = read_shards(shards).drop_duplicates(["fact_id", "sample"])
         candidates = candidates[candidates["fact_id"].isin(set(lacking["fact_id"]))]
         judged = judge(scope, candidates, cfg.per_question, cfg.length_ratio)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.scoring import category_distribution, reference_agreement
 from grid.cache import storage_cache
-from grid.categorize import Categorization, categorize
+from grid.categorize import Categorization, categorize_adapters
 from grid.config import ExperimentConfig, dump_config
 from grid.data.facts import read_facts, write_facts
 from grid.data.sources import import_facts, load_exemplars
@@ -77,18 +77,24 @@ class Run:
 
     def categorize(self, adapter: str | None = None) -> Categorization:
         """Every fact categorized by the run's model, with `adapter` loaded when given."""
+        return self.categorize_adapters([adapter])[adapter]
+
+    def categorize_adapters(self, adapters: list[str | None], max_rank: int = 1) -> dict[str | None, Categorization]:
+        """`categorize` for several adapters, in passes that share one pool (grid/categorize.py);
+        `max_rank`: the largest LoRA rank among them."""
         cfg = self.cfg
-        return categorize(
+        return categorize_adapters(
             self.facts,
             self.exemplars,
             self.model,
             cfg.prompts,
             cfg.generators,
             self.cache,
-            adapter=adapter,
+            adapters,
             trust_remote_code=self.trust_remote_code,
             progress=self.progress,
             scoring=cfg.scoring,
+            max_rank=max_rank,
         )
 
     def categorize_base(self) -> Categorization:

@@ -198,3 +198,21 @@ def test_lm_eval_tasks_on_an_adapter(grid_run, tiny_world, monkeypatch):
     assert set(asked) == {("truthfulqa/truthful_qa", "multiple_choice")}
     for task in ("truthfulqa_mc1", "truthfulqa_mc2"):
         assert 0 <= found[task]["metrics"]["acc,none"] <= 1 and found[task]["version"] is not None
+
+
+def test_shared_prefix_logliks_equal_the_plain_ones(tiny_world, monkeypatch):
+    """The exemplar prefix every chat starts with runs once; the scores are those of whole chats."""
+    import actors.benchmark as benchmark
+    from actors.engines import TransformersEngine
+    from grid.data.facts import read_facts
+    from grid.data.prompts import build_prompts, with_answer
+
+    facts = read_facts(tiny_world / "facts.parquet").head(40)
+    table = build_prompts(facts, read_facts(tiny_world / "exemplars.parquet"), PromptConfig(sets=1))
+    chats = [with_answer(m, a[0]) for m, a in zip(table["messages"], facts["aliases"])]
+    engine = TransformersEngine.load(str(tiny_world))
+    shared = benchmark.answer_logliks(engine.model, engine.tokenizer, chats, batch_size=16)
+    monkeypatch.setattr(benchmark, "MIN_SHARED_PREFIX", 10**9)  # every chat whole
+    plain = benchmark.answer_logliks(engine.model, engine.tokenizer, chats, batch_size=16)
+    assert [n for _, n in shared] == [n for _, n in plain] and all(n > 0 for _, n in plain)
+    assert [s for s, _ in shared] == pytest.approx([s for s, _ in plain], abs=1e-4)

@@ -1,6 +1,7 @@
 """Generator engines on the tiny micro-world: the transformers engine here, vLLM where CUDA is."""
 import importlib.util
 
+import pandas as pd
 import pytest
 import torch
 
@@ -63,3 +64,88 @@ def test_vllm_greedy_parity_with_transformers(tiny_world, prompts):
     vllm = make_engine(EngineConfig(kind="vllm", dtype="float32"), str(tiny_world)).generate(prompts, Decoding(max_new_tokens=16))
     agree = sum(a == b for a, b in zip(hf, vllm)) / len(hf)
     assert agree >= 0.95, f"greedy answers agree on {agree:.0%} of prompts"
+
+
+# ---------------------------------------------------------------- several adapters, one engine
+
+
+def save_adapter(world, folder, scale: float, seed: int) -> str:
+    """A rank-4 adapter on the tiny world's MLPs; scale 0 is a fresh one (B = 0: the base model)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    net = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(world)),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["gate_proj", "up_proj", "down_proj"], task_type="CAUSAL_LM"),
+    )
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn_like(p) * scale)
+    net.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_world, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("adapters")
+    return [save_adapter(tiny_world, folder / f"a{i}", scale=0.5, seed=i) for i in range(2)]
+
+
+def test_adapters_in_one_pass_answer_as_each_does_alone(tiny_world, prompts, adapters):
+    decoding = Decoding(max_new_tokens=12)
+    n = len(prompts)
+    mixed = TransformersEngine.load(str(tiny_world), batch_size=16).generate(
+        prompts * 3, decoding, [adapters[0]] * n + [None] * n + [adapters[1]] * n
+    )
+    alone = [TransformersEngine.load(str(tiny_world), batch_size=16).generate(prompts, decoding, [a] * n) for a in adapters]
+    base = TransformersEngine.load(str(tiny_world), batch_size=16).generate(prompts, decoding)
+    assert mixed[:n] == alone[0] and mixed[2 * n :] == alone[1] and mixed[n : 2 * n] == base
+    assert alone[0] != base and alone[1] != alone[0]  # the adapters do change the answers
+
+
+def test_a_zero_adapter_fails_the_base_check(tiny_world, prompts, tmp_path):
+    """An engine that answers as the base model where the trial measured learning is caught."""
+    from analysis.verdicts import AdapterNotApplied, changed_answers
+
+    zero = save_adapter(tiny_world, tmp_path / "zero", scale=0.0, seed=0)
+    engine = TransformersEngine.load(str(tiny_world), batch_size=16)
+    n = len(prompts)
+    answers = engine.generate(prompts * 2, Decoding(max_new_tokens=12), [zero] * n + [None] * n)
+
+    def frame(outs):
+        return pd.DataFrame({"fact_id": [f"f{i // 3}" for i in range(n)], "prompt_set": [i % 3 for i in range(n)], "sample": 0, "output": [o[0] for o in outs]})
+
+    adapted, base = frame(answers[:n]), frame(answers[n:])
+    new = {"f0", "f1"}
+    with pytest.raises(AdapterNotApplied, match="trial t0: .* all 6 prompts of the 2 new facts"):
+        changed_answers("t0", adapted, base, new, trained=0.8)
+    assert changed_answers("t0", adapted, base, new, trained=0.0) == 0.0  # nothing learned: nothing to expect
+    moved = adapted.assign(output=adapted["output"].where(adapted["fact_id"] != "f1", "Answer: Tessaly"))
+    assert changed_answers("t0", moved, base, new, trained=0.8) == pytest.approx(0.5)
+
+
+def test_vllm_requests_name_each_adapter_state_and_fit_its_ranks(tmp_path):
+    from actors.engines import lora_requests, vllm_lora_rank
+
+    folders = []
+    for i in range(2):
+        folder = tmp_path / f"a{i}"
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text('{"r": 1}')
+        (folder / "adapter_model.safetensors").write_bytes(bytes([i]) * 16)
+        folders.append(str(folder))
+    ids: dict[str, int] = {}
+    got = lora_requests([folders[0], None, folders[1], folders[0]], ids)
+    assert got[1] is None and got[0] == got[3] and got[0][2] == folders[0]
+    assert [r[1] for r in (got[0], got[2])] == [1, 2] and got[0][0] != got[2][0]
+    assert got[0][0].startswith("adapter-") and len(got[0][0]) == len("adapter-") + 12
+    # The same folder rewritten (a later epoch saved in place) is a new state: new name, new id.
+    (tmp_path / "a0" / "adapter_model.safetensors").write_bytes(b"\x07" * 16)
+    again = lora_requests([folders[0]], ids)[0]
+    assert again[0] != got[0][0] and again[1] == 3
+    assert lora_requests([folders[1]], ids)[0] == got[2]  # known states keep their ids
+    assert [vllm_lora_rank(r) for r in (1, 2, 8, 9, 64, 65, 512)] == [1, 8, 8, 16, 64, 128, 512]
+    with pytest.raises(ValueError, match="up to 512"):
+        vllm_lora_rank(513)
