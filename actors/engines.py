@@ -251,6 +251,9 @@ class TransformersEngine:
             cache=cache,
             max_new_tokens=max_new_tokens,
             pad_token_id=pad,
+            # On CUDA, generate would torch.compile the decode step for a static cache,
+            # again for every new batch shape (and every batch has its own).
+            disable_compile=True,
             **run,
         )
         return self.tokenizer.batch_decode(gen[:, input_ids.shape[1] :], skip_special_tokens=True)

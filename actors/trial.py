@@ -86,6 +86,20 @@ def epoch_order(lengths: list[int], batch_size: int, group_by_length: bool) -> l
     return [i for megabatch in megabatches for i in megabatch]
 
 
+def lora_config(settings: LoraSettings):
+    """peft's LoraConfig for the `lora:` section (alpha defaults to 2 x rank)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha or 2 * settings.rank,
+        lora_dropout=settings.dropout,
+        use_rslora=settings.rslora,
+        target_modules=settings.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
 def make_optimizer(params, settings: LoraSettings) -> torch.optim.AdamW:
     import torch
 
@@ -115,7 +129,7 @@ def train_adapter(
     trust_remote_code: bool = False,
 ) -> None:
     import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft import get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -124,15 +138,7 @@ def train_adapter(
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
     base = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code).to(device)
-    lora = LoraConfig(
-        r=settings.rank,
-        lora_alpha=settings.alpha or 2 * settings.rank,
-        lora_dropout=settings.dropout,
-        use_rslora=settings.rslora,
-        target_modules=settings.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    net = get_peft_model(base, lora)
+    net = get_peft_model(base, lora_config(settings))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = encode(tokenizer, chats, settings.mask_prompt)
     steps = math.ceil(len(examples) / settings.batch_size)

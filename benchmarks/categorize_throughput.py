@@ -63,7 +63,7 @@ def main() -> None:
     ray_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
-        result = categorize(facts, exemplars, str(world), prompts, GeneratorsConfig(), cache, progress=False)
+        result = categorize(facts, exemplars, str(world), prompts, GeneratorsConfig(), cache, progress=False)[None]
         ours_s = time.perf_counter() - t0
     both = table.assign(baseline=base_answers).merge(result.generations, on=["fact_id", "prompt_set"])
     agree = (both["baseline"] == both["output"]).mean()

@@ -43,7 +43,7 @@ def measure(size: str, seed: int) -> dict:
         mb = sum(f.stat().st_size for f in world.iterdir()) / 2**20
         facts, exemplars = read_facts(world / "facts.parquet"), read_facts(world / "exemplars.parquet")
         start = time.perf_counter()
-        cats = categorize(facts, exemplars, str(world), PromptConfig(), GeneratorsConfig(), cache).categories
+        cats = categorize(facts, exemplars, str(world), PromptConfig(), GeneratorsConfig(), cache)[None].categories
         eval_s = time.perf_counter() - start
         exposure = pd.read_parquet(world / "exposure.parquet")[["fact_id", "exposure"]]
         cats = cats.merge(facts[["fact_id", "popularity"]], on="fact_id").merge(exposure, on="fact_id")

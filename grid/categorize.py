@@ -63,31 +63,15 @@ def categorize(
     prompts: PromptConfig,
     cfg: GeneratorsConfig,
     cache: str | Path,
-    adapter: str | None = None,
-    trust_remote_code: bool = False,
-    progress: bool = True,
-    scoring: ScoringConfig = ScoringConfig(),
-) -> Categorization:
-    """Every fact's answers for the model (with `adapter` loaded, when given), generated or
-    read from the cache, scored with `scoring` and categorized."""
-    return categorize_adapters(facts, exemplars, model, prompts, cfg, cache, [adapter], trust_remote_code, progress, scoring)[adapter]
-
-
-def categorize_adapters(
-    facts: pd.DataFrame,
-    exemplars: pd.DataFrame,
-    model: str,
-    prompts: PromptConfig,
-    cfg: GeneratorsConfig,
-    cache: str | Path,
-    adapters: list[str | None],
+    adapters: tuple[str | None, ...] | list[str | None] = (None,),
     trust_remote_code: bool = False,
     progress: bool = True,
     scoring: ScoringConfig = ScoringConfig(),
     max_rank: int = 1,
 ) -> dict[str | None, Categorization]:
-    """`categorize` for each of `adapters` (None: the base model), each cached under its own
-    key. What the cache lacks is generated in passes of `cfg.adapters_per_pass` adapters:
+    """Every fact's answers for the model with each of `adapters` loaded (None: the base
+    model alone), generated or read from the cache, scored with `scoring` and categorized;
+    each adapter is cached under its own key. What the cache lacks is generated in passes of `cfg.adapters_per_pass` adapters:
     one Ray Data job per pass, whose actors load the base model once and answer every
     adapter's prompts (`max_rank`: the largest LoRA rank among them, which vLLM reserves)."""
     engine = resolved_engine(cfg.engine)

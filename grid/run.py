@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.scoring import category_distribution, reference_agreement
 from grid.cache import storage_cache
-from grid.categorize import Categorization, categorize_adapters
+from grid.categorize import Categorization, categorize
 from grid.config import ExperimentConfig, dump_config
 from grid.data.facts import read_facts, write_facts
 from grid.data.sources import import_facts, load_exemplars
@@ -83,7 +83,7 @@ class Run:
         """`categorize` for several adapters, in passes that share one pool (grid/categorize.py);
         `max_rank`: the largest LoRA rank among them."""
         cfg = self.cfg
-        return categorize_adapters(
+        return categorize(
             self.facts,
             self.exemplars,
             self.model,

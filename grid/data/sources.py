@@ -17,7 +17,6 @@ row indexes (from 0) in parquet and Arrow tables, as pandas and datasets show th
 """
 from __future__ import annotations
 
-import bz2
 import csv
 import json
 import re
