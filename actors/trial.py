@@ -9,6 +9,7 @@ which `kgrid validate` reads without it.
 """
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from pathlib import Path
@@ -100,6 +101,17 @@ def lora_config(settings: LoraSettings):
     )
 
 
+def canonical_adapter_config(folder: Path) -> None:
+    """peft writes target_modules, a set, in the process's string-hash order, which differs
+    from run to run; sorted, the same adapter is the same bytes in every run, so the caches
+    keyed by its folder's content (categorizations, benchmarks) find it again."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
 def make_optimizer(params, settings: LoraSettings) -> torch.optim.AdamW:
     import torch
 
@@ -157,6 +169,7 @@ def train_adapter(
     def checkpoint(metrics: dict) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             net.save_pretrained(tmp)  # safetensors
+            canonical_adapter_config(Path(tmp))
             state = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "epoch": metrics["epoch"]}
             torch.save(state, Path(tmp) / "trainer_state.pt")
             report(metrics, Path(tmp))

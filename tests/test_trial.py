@@ -1,4 +1,5 @@
 """The LoRA trial alone (actors/trial.py): the optimizer settings, epoch 0, exact resume."""
+import json
 import shutil
 
 import pandas as pd
@@ -100,3 +101,36 @@ def test_epoch_0_is_the_base_model_and_a_resumed_trial_trains_as_if_never_stoppe
     final, again = (load_file(str(s[2] / "adapter_model.safetensors")) for s in (saved, resumed))
     for name in final:
         torch.testing.assert_close(again[name], final[name], rtol=0, atol=1e-6)
+
+
+ONE_TRIAL = """
+import shutil, sys
+import pandas as pd
+from actors.trial import LoraSettings, train_adapter
+from grid.data.prompts import training_messages
+world, out = sys.argv[1], sys.argv[2]
+facts = pd.read_parquet(world + "/facts.parquet").head(4)
+chats = [training_messages(q, a[0]) for q, a in zip(facts["question"], facts["aliases"])]
+settings = LoraSettings(rank=2, epochs=1, batch_size=4, target_modules=["up_proj", "down_proj", "gate_proj"])
+keep = lambda metrics, folder: metrics["epoch"] == 1 and shutil.copytree(folder, out)
+train_adapter(world, chats, settings, seed=0, evaluate=lambda engine, epoch: {}, report=keep)
+"""
+
+
+def test_the_same_trial_saves_the_same_bytes_in_any_process(tiny_world, tmp_path):
+    """peft keeps target_modules as a set, written in the process's hash order; checkpoints
+    sort it, so the caches keyed by an adapter folder's content find a rerun's adapter."""
+    import os
+    import subprocess
+    import sys
+
+    from grid.cache import path_fingerprint
+
+    folders = []
+    for hash_seed in ("1", "2"):
+        folder = tmp_path / f"seed{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", ONE_TRIAL, str(tiny_world), str(folder)], env=env, check=True, timeout=300)
+        folders.append(folder)
+    assert json.loads((folders[0] / "adapter_config.json").read_text())["target_modules"] == ["down_proj", "gate_proj", "up_proj"]
+    assert path_fingerprint(folders[0]) == path_fingerprint(folders[1])
