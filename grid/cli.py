@@ -78,23 +78,24 @@ def cmd_categorize(args) -> None:
 
 
 def cmd_trials(args) -> None:
-    from analysis.verdicts import best_trial
     from grid.config import load_config
     from grid.pipeline import run_experiment
+    from grid.report import describe_adapter, recommended_adapter
     from grid.runtime import connect, publish
 
     cfg = load_config(args.config)
     connect(args.address, min_gpus=args.min_gpus)
     results = run_experiment(cfg, "search" if args.command == "tune" else "grid", resume=args.resume)
     print(f"{len(results)} trials: {cfg.run_dir / 'results.parquet'}")
-    best = best_trial(results)
+    # The report's recommendation, on the numbers re-measured over the whole corpus (not a
+    # trial's per-epoch probe estimate).
+    floor = cfg.search.reliability_floor
+    best, met = recommended_adapter(results, floor)
     if best is None:
         print("no trial finished")
     else:
-        print(
-            f"best adapter (least {cfg.search.objective.replace('_', ' ')} with reliability >= {cfg.search.reliability_floor}): {best['adapter']}\n"
-            f"  trial {best['trial']}: reliability {best['reliability']:.3f}, negative shift {best['negative_shift']:.3f}"
-        )
+        lead = f"least negative shift with reliability >= {floor}" if met else f"no trial reached reliability {floor}; the closest"
+        print(f"recommended adapter ({lead}): {best['adapter']}\n  {describe_adapter(best)}")
     print(f"report: {cfg.run_dir / 'report' / 'index.html'}")
     if uri := publish(cfg):
         print(f"published to {uri}")

@@ -44,7 +44,7 @@ def evaluate_trials(run: Run, base: Categorization, trials: Trials) -> pd.DataFr
     results = trials.results
     finished = results[results["adapter"].notna() & results["error"].isna()]
     # vLLM reserves room for the largest rank of a pass: the search's, or the config's.
-    max_rank = int(finished["rank"].max()) if "rank" in finished.columns else run.cfg.lora.rank
+    max_rank = int(finished["rank"].max()) if "rank" in finished.columns and len(finished) else run.cfg.lora.rank
     per_pass = run.cfg.generators.adapters_per_pass
     pending = {}
     for start in range(0, len(finished), per_pass):

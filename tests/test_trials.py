@@ -72,7 +72,12 @@ def test_optuna_search_runs_its_trials(ray_runtime, tiny_config, capsys):
     front = pd.read_parquet(cfg.run_dir / "pareto.parquet")
     assert 1 <= len(front) <= 3 and front["trial"].isin(results["trial"]).all()
     assert list(front["trial"]) == list(pareto_front(results)["trial"])
-    assert "best adapter" in capsys.readouterr().out
+    # The CLI names the report's recommendation, with its numbers over the whole corpus.
+    from grid.report import describe_adapter, recommended_adapter
+
+    best, _ = recommended_adapter(results, cfg.search.reliability_floor)
+    out = capsys.readouterr().out
+    assert "recommended adapter" in out and describe_adapter(best) in out and best["adapter"] in out
 
 
 def test_engine_agreement_is_the_share_of_watched_facts_categorized_alike():
