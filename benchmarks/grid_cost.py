@@ -8,7 +8,8 @@ the trials of grid.trials.grid_points (the +0 control once per unknown count and
 with its training rows, its per-epoch probe evaluations (epoch 0 included) and its adapter's
 evaluation on the whole corpus, in passes of `generators.adapters_per_pass` adapters: every
 generator actor of the pool (--pool, one per GPU) loads the model once per pass, not once
-per adapter, and a benchmark task scores as many models after one load. The corpus counts
+per adapter; a benchmark task of the built-in tasks scores as many models after one load,
+an lm-eval one loads its model per adapter. The corpus counts
 are the paper's (FACTS, HIGHLY_KNOWN). A trial whose mix needs more HighlyKnown facts than
 the corpus has fails at once and costs nothing.
 
@@ -76,6 +77,7 @@ class Work:
     adapter_answers: int
     adapters_per_pass: int
     pool: int  # generator actors of a categorization pass, each loading the model once
+    lm_eval: bool  # the bench tasks include lm-eval ones, which load a model per adapter
 
     @property
     def feasible(self) -> list[Trial]:
@@ -93,8 +95,10 @@ class Work:
 
     @property
     def bench_tasks(self) -> int:
-        """Benchmark tasks, each loading the base model once for up to adapters_per_pass models."""
-        return math.ceil((self.adapters + 1) / self.adapters_per_pass)
+        """Benchmark Ray tasks, one model load each: per model for lm-eval (grid/bench.py),
+        else one per group of up to adapters_per_pass models."""
+        models = self.adapters + 1
+        return models if self.lm_eval else math.ceil(models / self.adapters_per_pass)
 
 
 def count_work(cfg: ExperimentConfig, pool: int, facts: int = FACTS, highly_known: int = HIGHLY_KNOWN, adapters_per_pass: int | None = None) -> Work:
@@ -119,7 +123,8 @@ def count_work(cfg: ExperimentConfig, pool: int, facts: int = FACTS, highly_know
         )
     adapters = sum(t.feasible for t in trials)
     per_pass = adapters_per_pass or cfg.generators.adapters_per_pass
-    return Work(trials, sets, facts * sets, adapters, adapters * facts * sets, per_pass, pool)
+    lm_eval = bool(cfg.bench.enabled and cfg.bench.lm_eval_tasks)
+    return Work(trials, sets, facts * sets, adapters, adapters * facts * sets, per_pass, pool, lm_eval)
 
 
 class Estimate:
@@ -235,7 +240,9 @@ def markdown(cfg: ExperimentConfig, config: str, work: Work, gpus: list[Estimate
         f"| model loads | {work.loads:,}: {work.pool} generator actors for the base categorization and for each evaluation pass,"
         f" one per trial |",
         f"| benchmarks (`bench:`) | {work.adapters + 1} models (base + adapters) x MMLU 5-shot and TruthfulQA MC1/MC2 (lm-eval),"
-        f" in {work.bench_tasks} tasks of up to {work.adapters_per_pass} models, one model load each |",
+        f" in {work.bench_tasks} Ray tasks, one model load each"
+        + (" (lm-eval loads a model per adapter)" if work.lm_eval else f" (up to {work.adapters_per_pass} models per task)")
+        + " |",
         "",
         f"The failing trials would have held {sum(t.rows for t in failing) / sum(t.rows for t in work.trials):.0%} of the grid's training rows.",
         "",

@@ -1,6 +1,7 @@
 """External benchmarks of the base model and every finished adapter (docs/protocol.md §5): does
-packing new facts cost general ability? One Ray task per group of adapters, which loads the
-base model once and swaps the adapters in.
+packing new facts cost general ability? The built-in tasks run one Ray task per group of
+adapters, which loads the base model once and swaps the adapters in; lm-eval tasks one Ray
+task per model.
 
 Tasks, each one column pair bench_<task>, bench_<task>_delta in the results
 (analysis/benchmarks.py):
@@ -188,11 +189,22 @@ def _store(folder: Path, measured: Measured) -> None:
     (folder / "result.json").write_text(json.dumps(measured.info, indent=1, default=str))
 
 
+def bench_jobs(todo: dict[str | None, list[str]], per_task: int) -> list[dict[str | None, list[str]]]:
+    """The Ray tasks for `todo` (adapter -> the tasks it lacks), each a dict of the same shape.
+    Built-in tasks: up to `per_task` models per Ray task, sharing one load of the base model.
+    lm-eval tasks: one model per Ray task, as the harness loads its own model per adapter, so
+    a group would save nothing and a kill would lose the whole group's (GPU-hours long) work."""
+    builtin = [(a, b) for a, tasks in todo.items() if (b := [t for t in tasks if t in BUILTIN])]
+    jobs = [dict(builtin[i : i + per_task]) for i in range(0, len(builtin), per_task)]
+    return jobs + [{a: lm} for a, tasks in todo.items() if (lm := [t for t in tasks if t not in BUILTIN])]
+
+
 def measure(run: Run, adapters: list[str | None], bench: Bench) -> dict[str | None, dict[str, Measured]]:
     """adapter (None: the base model) -> task -> its result. What the cache lacks is computed
-    by Ray tasks, each for up to `generators.adapters_per_pass` models (the base model loaded
-    once, the adapters swapped in), on a GPU where the cluster has one; results are written
-    to the cache by the driver, so a cluster's workers need no shared disk."""
+    by Ray tasks on a GPU where the cluster has one: the built-in tasks for up to
+    `generators.adapters_per_pass` models per Ray task (the base model loaded once, the
+    adapters swapped in), lm-eval tasks one model per Ray task; results are written to the
+    cache by the driver, so a cluster's workers need no shared disk."""
     import ray
 
     from actors.benchmark import run_benchmarks
@@ -212,13 +224,11 @@ def measure(run: Run, adapters: list[str | None], bench: Bench) -> dict[str | No
     gpus = ray.cluster_resources().get("GPU", 0)
     remote = ray.remote(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))(run_benchmarks)
     chats = ray.put({task: list(frame["chat"]) for task, frame in bench.items.items()})  # shared by every task
-    per_task = run.cfg.generators.adapters_per_pass
-    groups = list(todo.items())
-    pending = [
-        remote.remote(model, dict(groups[i : i + per_task]), chats, cfg.lm_eval_tasks, cfg.limit, cfg.batch_size, run.trust_remote_code)
-        for i in range(0, len(groups), per_task)
-    ]
-    for ref in pending:
+    jobs = bench_jobs(todo, run.cfg.generators.adapters_per_pass)
+    pending = [remote.remote(model, job, chats, cfg.lm_eval_tasks, cfg.limit, cfg.batch_size, run.trust_remote_code) for job in jobs]
+    while pending:
+        # Each finished Ray task's results are in the cache before the next is waited for.
+        [ref], pending = ray.wait(pending, num_returns=1)
         for adapter, found in ray.get(ref).items():
             for task, got in found.items():
                 folder = folders[adapter][task]

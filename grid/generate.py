@@ -33,8 +33,7 @@ class GeneratorsConfig(BaseModel):
     # together (docs/performance.md: 2,048 is 1.3x faster than 512 on the default world).
     prompts_per_batch: int = Field(2048, ge=1, description="prompts per Ray Data batch; also the unit of kept work")
     # One pass loads the base model once per actor and answers the prompts of this many
-    # adapters; vLLM reserves room for as many (max_loras). Bounded, so that a pass's
-    # adapters fit beside the model and a kill loses at most one pass of unwritten batches.
+    # adapters; vLLM reserves GPU memory for as many at once (max_loras), so it is bounded.
     adapters_per_pass: int = Field(8, ge=1, description="adapters whose prompts share one generator pass")
 
 

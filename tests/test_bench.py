@@ -216,3 +216,17 @@ def test_shared_prefix_logliks_equal_the_plain_ones(tiny_world, monkeypatch):
     plain = benchmark.answer_logliks(engine.model, engine.tokenizer, chats, batch_size=16)
     assert [n for _, n in shared] == [n for _, n in plain] and all(n > 0 for _, n in plain)
     assert [s for s, _ in shared] == pytest.approx([s for s, _ in plain], abs=1e-4)
+
+
+def test_built_in_tasks_share_a_load_and_lm_eval_runs_one_model_per_task():
+    from grid.bench import bench_jobs
+
+    todo = {None: ["known_mc", "mmlu"], "a": ["known_mc"], "b": ["known_ppl", "mmlu"], "c": ["mmlu"]}
+    assert bench_jobs(todo, per_task=2) == [
+        {None: ["known_mc"], "a": ["known_mc"]},
+        {"b": ["known_ppl"]},
+        {None: ["mmlu"]},
+        {"b": ["mmlu"]},
+        {"c": ["mmlu"]},
+    ]
+    assert bench_jobs({}, per_task=2) == []

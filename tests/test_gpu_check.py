@@ -89,7 +89,8 @@ def test_grid_cost_counts_the_paper_grid_and_labels_each_rate():
     # 500 x 10, 3000 x 1 and 3000 x 10 HighlyKnown need more than the corpus's 2,732.
     assert len(work.feasible) == 81 and work.adapters == 81
     # Passes of generators.adapters_per_pass (8): each of the 16 actors loads the model once per pass.
-    assert (work.passes, work.loads, work.bench_tasks) == (11, 16 * (1 + 11) + 81, 11)
+    # lm-eval (the paper's bench) loads a model per adapter: one benchmark task per model.
+    assert (work.passes, work.loads, work.bench_tasks) == (11, 16 * (1 + 11) + 81, 82)
     assert work.feasible[0].answers == (1 + 2000) * 10 * 11  # epoch 0 and 10 epochs
 
     check = {
