@@ -355,6 +355,10 @@ def collect(result_grid) -> Trials:
                 mixes[trial] = pd.read_parquet(Path(folder) / MIX_FILE)
         frame = result.metrics_dataframe
         if frame is not None and len(frame):
+            # A run killed after an epoch's checkpoint was written but before Tune recorded it
+            # trains that epoch again on --resume: its progress then holds the epoch twice, and
+            # the later report is the one the training went on from.
+            frame = frame.drop_duplicates("epoch", keep="last")
             history.append(frame[[c for c in HISTORY_COLUMNS if c in frame.columns]].assign(trial=trial))
     history = pd.concat(history, ignore_index=True) if history else pd.DataFrame(columns=["trial", *HISTORY_COLUMNS])
     return Trials(pd.DataFrame(rows), history, mixes)

@@ -101,3 +101,17 @@ def test_the_control_arm_is_one_trial_per_unknown_and_seed():
     assert sorted((p["extra"], p["ratio"], p["seed"]) for p in small) == [
         ("HighlyKnown", 1, 0), ("HighlyKnown", 1, 1), ("paraphrase", 0, 0), ("paraphrase", 0, 1), ("paraphrase", 1, 0), ("paraphrase", 1, 1)
     ]
+
+
+def test_history_keeps_the_last_report_of_an_epoch_trained_again():
+    """After a kill between an epoch's checkpoint and Tune's record of it, --resume trains the
+    epoch again: the history holds it once, as the training went on from it."""
+    from types import SimpleNamespace
+
+    from grid.trials import collect
+
+    progress = pd.DataFrame({"epoch": [0, 1, 1, 2], "loss": [4.0, 3.0, 2.9, 2.0], "time_this_iter_s": 1.0})
+    result = SimpleNamespace(path="/runs/x/tune/t0", metrics={"epoch": 2, "loss": 2.0}, config={"unknown": 1}, checkpoint=None, error=None, metrics_dataframe=progress)
+    history = collect([result]).history
+    assert list(history["epoch"]) == [0, 1, 2] and list(history["loss"]) == [4.0, 2.9, 2.0]
+    assert set(history["trial"]) == {"t0"}
