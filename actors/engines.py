@@ -11,6 +11,7 @@ settings classes here are part of every config, which `kgrid validate` reads wit
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import warnings
 from contextlib import nullcontext
@@ -29,6 +30,8 @@ MIN_SHARED_PREFIX = 8
 # A Ray Data batch of 2,048 paper-mode prompts holds ~205 rows of each of the M=10 sets;
 # smaller batches (or more sets) still split at sets of this many rows.
 MIN_PREFIX_BATCH = 16
+# The label of a token that no loss or score counts (the prompt's, and padding).
+IGNORE = -100
 # The LoRA ranks vLLM's engine accepts as max_lora_rank.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -50,6 +53,14 @@ class Engine(Protocol):
     ) -> list[list[str]]:
         """For each chat prompt, [greedy answer, sample 1, ..., sample N]. `adapters`: one
         adapter folder per prompt (None: the base model); left out, the model as loaded."""
+
+    def logliks(
+        self, chats: list[list[dict]], adapters: list[str | None] | None = None, batch_size: int = 32
+    ) -> list[tuple[float, int]]:
+        """For each chat, (sum of log-probabilities, token count) of its last message given the
+        turns before it: the tokens the template renders for that turn, its closing token
+        included, so that a prefix of an answer ("Varonel" for "Varonel Quist") does not
+        score as the whole answer. `adapters` as for generate."""
 
 
 def pick_engine(engine: str) -> str:
@@ -82,10 +93,21 @@ class EngineConfig(BaseModel):
 @dataclass(frozen=True)
 class Loras:
     """What a vLLM engine must reserve for the adapters of one pass: how many at once, and
-    the largest rank among them (the config's, grid/run.py)."""
+    the largest rank among them."""
 
     max_loras: int = 1
     max_rank: int = 1
+
+    @classmethod
+    def serving(cls, adapters) -> Loras:
+        """What serving `adapters` (folders; None or "" for the base model) at once takes:
+        their count and the largest rank their adapter_config.json gives any module."""
+        folders = [a for a in dict.fromkeys(adapters) if a]
+        ranks = []
+        for folder in folders:
+            config = json.loads((Path(folder) / "adapter_config.json").read_text())
+            ranks.append(max([config["r"], *(config.get("rank_pattern") or {}).values()]))
+        return cls(max(1, len(folders)), max(ranks, default=1))
 
 
 def make_engine(
@@ -94,6 +116,32 @@ def make_engine(
     if pick_engine(cfg.kind) == "vllm":
         return VLLMEngine(model, cfg, loras, trust_remote_code=trust_remote_code)
     return TransformersEngine.load(model, batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code, threads=threads)
+
+
+def encode(tokenizer, chats: list[list[dict]], mask_prompt: bool) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) per chat, as the trainer and the scorers see it; the last message
+    is the target, and with `mask_prompt` the turns before it are IGNORE."""
+    prompts = tokenizer.apply_chat_template([c[:-1] for c in chats], tokenize=False, add_generation_prompt=True)
+    fulls = tokenizer.apply_chat_template(chats, tokenize=False)
+    out = []
+    for prompt, full in zip(prompts, fulls):
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+        n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if mask_prompt else 0
+        out.append((ids, [IGNORE] * n_prompt + ids[n_prompt:]))
+    return out
+
+
+def collate(examples, pad_id: int, device) -> dict:
+    """Right-padded tensors of (input_ids, labels) examples: padding is masked out and never a label."""
+    import torch
+
+    width = max(len(ids) for ids, _ in examples)
+    ids = torch.full((len(examples), width), pad_id)
+    labels = torch.full((len(examples), width), IGNORE)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, (x, y) in enumerate(examples):
+        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
 
 
 def encode_chats(tokenizer, prompts: list[list[dict]]) -> list[list[int]]:
@@ -186,15 +234,73 @@ class TransformersEngine:
     def generate(
         self, prompts: list[list[dict]], decoding: Decoding, adapters: list[str | None] | None = None
     ) -> list[list[str]]:
+        return self._per_adapter(prompts, adapters, lambda rows: self.answer(rows, decoding))
+
+    def logliks(
+        self, chats: list[list[dict]], adapters: list[str | None] | None = None, batch_size: int = 32
+    ) -> list[tuple[float, int]]:
+        return self._per_adapter(chats, adapters, lambda rows: self.score(rows, batch_size))
+
+    def _per_adapter(self, items: list, adapters: list[str | None] | None, run) -> list:
+        """`run` over each adapter's items with that adapter active, results in `items`' order:
+        each adapter's items are run together, exactly as if they were asked alone."""
         if adapters is None:
-            return self.answer(prompts, decoding)
-        out: list[list[str]] = [[] for _ in prompts]
-        # Each adapter's prompts are decoded together, exactly as if they were asked alone.
+            return run(items)
+        out: list = [None] * len(items)
         for adapter in dict.fromkeys(adapters):
             rows = [i for i, a in enumerate(adapters) if a == adapter]
             with self.using(adapter):
-                for i, answers in zip(rows, self.answer([prompts[i] for i in rows], decoding)):
-                    out[i] = answers
+                for i, found in zip(rows, run([items[i] for i in rows])):
+                    out[i] = found
+        return out
+
+    def score(self, chats: list[list[dict]], batch_size: int = 32) -> list[tuple[float, int]]:
+        """`logliks` of the model as it is now (its active adapter, if any). The tokens every
+        chat starts with (the system message and the few-shot exemplars) run once; each
+        batch reuses their KV cache and runs only its rows' own tails."""
+        import torch
+        from transformers import DynamicCache
+
+        if not chats:
+            return []
+        examples = encode(self.tokenizer, chats, mask_prompt=True)
+        pad_id = self.tokenizer.pad_token_id
+        # Shared up to the token before the first scored one: its logits score that token.
+        first_label = min(next(i for i, y in enumerate(labels) if y != IGNORE) for _, labels in examples)
+        shared = min(len(os.path.commonprefix([ids for ids, _ in examples])), first_label - 1)
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
+        with torch.inference_mode():
+            prefix = None
+            if shared >= MIN_SHARED_PREFIX:
+                prefix = DynamicCache()
+                self.model(input_ids=torch.tensor([examples[0][0][:shared]], device=self.device), cache=prefix, use_cache=True)
+            else:
+                shared = 0
+            # Batches of similar length pad little; results go back in the caller's order.
+            order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                batch = collate([(ids[shared:], labels[shared:]) for ids, labels in (examples[i] for i in rows)], pad_id, self.device)
+                extra = {}
+                if prefix is not None:
+                    cache = DynamicCache()
+                    for layer, done in enumerate(prefix.layers):
+                        cache.update(done.keys.expand(len(rows), -1, -1, -1), done.values.expand(len(rows), -1, -1, -1), layer)
+                    width = batch["input_ids"].shape[1]
+                    ones = torch.ones(len(rows), shared, dtype=torch.long, device=self.device)
+                    extra = dict(
+                        cache=cache,
+                        attention_mask=torch.cat([ones, batch["attention_mask"]], 1),
+                        position_ids=torch.arange(shared, shared + width, device=self.device).expand(len(rows), -1),
+                    )
+                logits = self.model(input_ids=batch["input_ids"], **{"attention_mask": batch["attention_mask"], **extra}).logits
+                labels = batch["labels"][:, 1:]
+                nll = torch.nn.functional.cross_entropy(
+                    logits[:, :-1].float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none"
+                )
+                sums, counts = (-nll).sum(dim=1).tolist(), (labels != IGNORE).sum(dim=1).tolist()
+                for i, s, n in zip(rows, sums, counts):
+                    out[i] = (s, n)
         return out
 
     def answer(self, prompts: list[list[dict]], decoding: Decoding) -> list[list[str]]:
@@ -318,11 +424,8 @@ class VLLMEngine:
         self, prompts: list[list[dict]], decoding: Decoding, adapters: list[str | None] | None = None
     ) -> list[list[str]]:
         from vllm import SamplingParams
-        from vllm.lora.request import LoRARequest
 
-        lora = None
-        if adapters is not None:
-            lora = [r and LoRARequest(*r) for r in lora_requests(adapters, self.lora_ids)]
+        lora = self._lora(adapters)
         # Token ids, as the transformers engine encodes them (no second BOS); generate()
         # takes a LoRARequest per prompt.
         tokens = [{"prompt_token_ids": ids} for ids in encode_chats(self.tokenizer, prompts)]
@@ -340,3 +443,30 @@ class VLLMEngine:
             for answers, r in zip(out, self.llm.generate(tokens, sampled, lora_request=lora, use_tqdm=False)):
                 answers.extend(o.text.strip() for o in r.outputs)
         return out
+
+    def logliks(
+        self, chats: list[list[dict]], adapters: list[str | None] | None = None, batch_size: int = 32
+    ) -> list[tuple[float, int]]:
+        """From vLLM's prompt log-probabilities of each whole chat (the token ids the
+        transformers engine scores); vLLM batches on its own, so `batch_size` is not used."""
+        from vllm import SamplingParams
+
+        examples = encode(self.tokenizer, chats, mask_prompt=True)
+        # prompt_logprobs=1 returns, for every prompt token after the first, its own
+        # log-probability (and the top one's); one generated token is the least vLLM makes.
+        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=1)
+        tokens = [{"prompt_token_ids": ids} for ids, _ in examples]
+        results = self.llm.generate(tokens, params, lora_request=self._lora(adapters), use_tqdm=False)
+        out = []
+        for (ids, labels), r in zip(examples, results):
+            scored = [i for i, y in enumerate(labels) if y != IGNORE and i > 0]
+            out.append((sum(r.prompt_logprobs[i][ids[i]].logprob for i in scored), len(scored)))
+        return out
+
+    def _lora(self, adapters: list[str | None] | None) -> list | None:
+        """A LoRARequest (or None, the base model) per prompt."""
+        from vllm.lora.request import LoRARequest
+
+        if adapters is None:
+            return None
+        return [r and LoRARequest(*r) for r in lora_requests(adapters, self.lora_ids)]

@@ -17,10 +17,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.engines import TransformersEngine
-
-IGNORE = -100  # label id that the loss skips
-
+from actors.engines import TransformersEngine, collate, encode
 
 class LoraSettings(BaseModel):
     """The `lora:` section. Defaults are the paper's (docs/protocol.md §4); the optimizer's
@@ -41,31 +38,6 @@ class LoraSettings(BaseModel):
     weight_decay: float = Field(0.0, ge=0, description="AdamW's decoupled weight decay")
     max_grad_norm: float | None = Field(1.0, ge=0, description="clip the gradients' global norm to this; None or 0: no clipping")
     group_by_length: bool = Field(True, description="batches of near-equal length, as the Trainer's LengthGroupedSampler makes them")
-
-
-def encode(tokenizer, chats: list[list[dict]], mask_prompt: bool) -> list[tuple[list[int], list[int]]]:
-    """(input_ids, labels) per chat; the last message is the target."""
-    prompts = tokenizer.apply_chat_template([c[:-1] for c in chats], tokenize=False, add_generation_prompt=True)
-    fulls = tokenizer.apply_chat_template(chats, tokenize=False)
-    out = []
-    for prompt, full in zip(prompts, fulls):
-        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-        n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if mask_prompt else 0
-        out.append((ids, [IGNORE] * n_prompt + ids[n_prompt:]))
-    return out
-
-
-def collate(examples, pad_id: int, device) -> dict:
-    """Right-padded tensors of (input_ids, labels) examples: padding is masked out and never a label."""
-    import torch
-
-    width = max(len(ids) for ids, _ in examples)
-    ids = torch.full((len(examples), width), pad_id)
-    labels = torch.full((len(examples), width), IGNORE)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for i, (x, y) in enumerate(examples):
-        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
-    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
 
 
 def epoch_order(lengths: list[int], batch_size: int, group_by_length: bool) -> list[int]:

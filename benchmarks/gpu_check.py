@@ -75,8 +75,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from actors.engines import Decoding, TransformersEngine, prefix_batches  # noqa: E402
-from actors.trial import LoraSettings, collate, encode, epoch_order, lora_config, make_optimizer, optimizer_step  # noqa: E402
+from actors.engines import Decoding, TransformersEngine, collate, encode, prefix_batches  # noqa: E402
+from actors.trial import LoraSettings, epoch_order, lora_config, make_optimizer, optimizer_step  # noqa: E402
 from analysis.scoring import ScoringConfig, categories_from_scores, score_generations  # noqa: E402
 from grid.data.facts import read_facts  # noqa: E402
 from grid.data.prompts import PromptConfig, build_prompts, training_messages  # noqa: E402

@@ -8,8 +8,8 @@ the trials of grid.trials.grid_points (the +0 control once per unknown count and
 with its training rows, its per-epoch probe evaluations (epoch 0 included) and its adapter's
 evaluation on the whole corpus, in passes of `generators.adapters_per_pass` adapters: every
 generator actor of the pool (--pool, one per GPU) loads the model once per pass, not once
-per adapter; a benchmark task of the built-in tasks scores as many models after one load,
-an lm-eval one loads its model per adapter. The corpus counts
+per adapter; the built-in benchmark tasks are scored in those passes (no load of their
+own), an lm-eval task loads its model per adapter. The corpus counts
 are the paper's (FACTS, HIGHLY_KNOWN). A trial whose mix needs more HighlyKnown facts than
 the corpus has fails at once and costs nothing.
 
@@ -95,10 +95,9 @@ class Work:
 
     @property
     def bench_tasks(self) -> int:
-        """Benchmark Ray tasks, one model load each: per model for lm-eval (grid/bench.py),
-        else one per group of up to adapters_per_pass models."""
-        models = self.adapters + 1
-        return models if self.lm_eval else math.ceil(models / self.adapters_per_pass)
+        """Benchmark Ray tasks, one model load each: one per model for lm-eval (grid/bench.py);
+        the built-in tasks ride on the evaluation passes."""
+        return self.adapters + 1 if self.lm_eval else 0
 
 
 def count_work(cfg: ExperimentConfig, pool: int, facts: int = FACTS, highly_known: int = HIGHLY_KNOWN, adapters_per_pass: int | None = None) -> Work:

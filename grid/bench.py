@@ -1,7 +1,8 @@
 """External benchmarks of the base model and every finished adapter (docs/protocol.md §5): does
-packing new facts cost general ability? The built-in tasks run one Ray task per group of
-adapters, which loads the base model once and swaps the adapters in; lm-eval tasks one Ray
-task per model.
+packing new facts cost general ability? The built-in tasks are scored by the generator pool
+(grid/generate.py), in the same pass that re-categorizes the corpus with each adapter
+(grid/evaluate.py), so the actors that hold an adapter also score it; lm-eval tasks run one
+Ray task per model.
 
 Tasks, each one column pair bench_<task>, bench_<task>_delta in the results
 (analysis/benchmarks.py):
@@ -26,7 +27,8 @@ on as many known facts as possible, independently of the rest of the grid (a sea
 trials one by one); the base model is measured once on all of them.
 
 Cached per (model, adapter, task) in <cache>/benchmarks/<key>/ (result.json, and for
-built-in tasks items.parquet, one row per scored chat); the key covers the items or the
+built-in tasks items.parquet, one row per scored chat, and shards/, the scores a pass has
+written so far: a killed pass resumes); the key covers the items and the engine, or the
 lm-eval version, shots and limit. The run folder keeps benchmarks.parquet: per model or
 trial and task, the score on all items and what produced it (the pinned task config).
 """
@@ -40,11 +42,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.engines import Decoding, Engine
 from analysis.benchmarks import AGGREGATE, bench_record, held_out, mc_accuracy
 from analysis.scoring import HIGHLY_KNOWN, is_correct
 from analysis.trial_analysis import merge_records
 from grid.cache import digest, path_fingerprint
 from grid.data.prompts import PromptConfig, build_prompts, fact_rng, with_answer
+from grid.generate import LOGLIK_COLUMNS, PASS_COLUMNS, Work, pass_rows, read_shards, resolved_engine, run_pass
 
 if TYPE_CHECKING:
     from grid.run import Run
@@ -68,7 +72,7 @@ class BenchConfig(BaseModel):
     limit: int | None = Field(
         None, ge=1, description="for a quick look: the first N known facts of a built-in task; lm-eval's limit (per subtask of mmlu)"
     )
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="chats per forward of a built-in task; lm-eval's batch size")
     seed: int = Field(0, ge=0, description="seeds the distractors of known_mc")
 
     @property
@@ -167,13 +171,35 @@ def lm_eval_version() -> str:
     return lm_eval.__version__
 
 
-def _spec(bench: Bench, task: str) -> dict:
-    """What a task's score depends on besides the model and adapter: its cache key and record."""
+def _spec(bench: Bench, task: str, engine: dict) -> dict:
+    """What a task's score depends on besides the model and adapter: its cache key and record.
+    A built-in task's scores also depend on the engine that computes them (`engine`:
+    resolved_engine's answer; vLLM and transformers differ in their last digits)."""
     if task in BUILTIN:
         chats = bench.items[task][["fact_id", "chat"]].values.tolist()
-        return {"kind": "builtin", "format": BENCH_FORMAT, "items": digest(chats), "count": len(chats)}
+        return {"kind": "builtin", "format": BENCH_FORMAT, "items": digest(chats), "count": len(chats), "engine": engine}
     cfg = bench.cfg
     return {"kind": "lm_eval", "lm_eval": lm_eval_version(), "num_fewshot": cfg.num_fewshot.get(task), "limit": cfg.limit, "metric": cfg.metric}
+
+
+@dataclass
+class Keys:
+    """Where each (model, adapter, task) result lives in the cache, and what it records."""
+
+    run: Run
+    specs: dict[str, dict]  # task -> _spec
+
+    @classmethod
+    def of(cls, run: Run, bench: Bench) -> Keys:
+        engine = resolved_engine(run.cfg.generators.engine)
+        return cls(run, {task: _spec(bench, task, engine) for task in bench.cfg.tasks})
+
+    def folder(self, adapter: str | None, task: str) -> Path:
+        ident = (path_fingerprint(self.run.model), path_fingerprint(adapter))
+        return self.run.cache / "benchmarks" / digest(*ident, task, self.specs[task])
+
+    def info(self, adapter: str | None, task: str) -> dict:
+        return {"task": task, "model": self.run.model, "adapter": adapter, "key": self.folder(adapter, task).name, **self.specs[task]}
 
 
 def _load(folder: Path) -> Measured:
@@ -189,57 +215,73 @@ def _store(folder: Path, measured: Measured) -> None:
     (folder / "result.json").write_text(json.dumps(measured.info, indent=1, default=str))
 
 
-def bench_jobs(todo: dict[str | None, list[str]], per_task: int) -> list[dict[str | None, list[str]]]:
-    """The Ray tasks for `todo` (adapter -> the tasks it lacks), each a dict of the same shape.
-    Built-in tasks: up to `per_task` models per Ray task, sharing one load of the base model.
-    lm-eval tasks: one model per Ray task, as the harness loads its own model per adapter, so
-    a group would save nothing and a kill would lose the whole group's (GPU-hours long) work."""
-    builtin = [(a, b) for a, tasks in todo.items() if (b := [t for t in tasks if t in BUILTIN])]
-    jobs = [dict(builtin[i : i + per_task]) for i in range(0, len(builtin), per_task)]
-    return jobs + [{a: lm} for a, tasks in todo.items() if (lm := [t for t in tasks if t not in BUILTIN])]
+def builtin_work(run: Run, bench: Bench, adapters: list[str | None]) -> Work:
+    """The rows that score the built-in tasks that each of `adapters` (None: the base model)
+    lacks in the cache, as "loglik" rows of a generator pass (grid/generate.py), but those a
+    killed pass already scored; finished, each (adapter, task)'s items.parquet and
+    result.json. evaluate_trials adds it to the pass that categorizes the same adapters."""
+    keys = Keys.of(run, bench)
+    rows, todo = [], []
+    for adapter in dict.fromkeys(adapters):
+        for task in (t for t in bench.cfg.tasks if t in BUILTIN):
+            folder = keys.folder(adapter, task)
+            if (folder / "result.json").exists():
+                continue
+            shards = folder / "shards"
+            shards.mkdir(parents=True, exist_ok=True)
+            done = set(read_shards(shards, LOGLIK_COLUMNS)["item"])
+            items = bench.items[task].assign(item=range(len(bench.items[task])), messages=bench.items[task]["chat"])
+            rows.append(pass_rows(shards, adapter, "loglik", items[~items["item"].isin(done)]))
+            todo.append((adapter, task, folder))
+
+    def finish() -> None:
+        for adapter, task, folder in todo:
+            scored = read_shards(folder / "shards", LOGLIK_COLUMNS).drop_duplicates("item").set_index("item")
+            items = bench.items[task]
+            if len(scored) != len(items):
+                raise RuntimeError(f"{folder}/shards: {len(scored)} of {task}'s {len(items)} items scored after the pass")
+            scored = scored.loc[range(len(items))]
+            items = items.assign(loglik=scored["loglik"].to_numpy(), tokens=scored["tokens"].to_numpy())
+            _store(folder, Measured({**keys.info(adapter, task), "score": AGGREGATE[task](items)}, items))
+
+    return Work(pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=PASS_COLUMNS), finish, bench.cfg.batch_size)
 
 
 def measure(run: Run, adapters: list[str | None], bench: Bench) -> dict[str | None, dict[str, Measured]]:
     """adapter (None: the base model) -> task -> its result. What the cache lacks is computed
-    by Ray tasks on a GPU where the cluster has one: the built-in tasks for up to
-    `generators.adapters_per_pass` models per Ray task (the base model loaded once, the
-    adapters swapped in), lm-eval tasks one model per Ray task; results are written to the
-    cache by the driver, so a cluster's workers need no shared disk."""
+    where the cluster has GPUs, if it has any: the built-in tasks by the generator pool
+    (builtin_work), `generators.adapters_per_pass` models per pass; lm-eval tasks one Ray
+    task per model (the harness loads its own model, so a group would save nothing, and a
+    kill would lose the whole group's GPU-hours). Results are written to the cache by the
+    driver, so a cluster's workers need no shared disk."""
     import ray
 
-    from actors.benchmark import run_benchmarks
+    from actors.harness import run_lm_eval
 
-    cfg, model = bench.cfg, run.model
-    specs = {task: _spec(bench, task) for task in cfg.tasks}
+    cfg, keys, per_pass = bench.cfg, Keys.of(run, bench), run.cfg.generators.adapters_per_pass
+    adapters = list(dict.fromkeys(adapters))
+    for start in range(0, len(adapters), per_pass):
+        work = builtin_work(run, bench, adapters[start : start + per_pass])
+        run_pass([work], run.model, Decoding(), run.cfg.generators, run.trust_remote_code, run.progress, "benchmarks")
     out: dict[str | None, dict[str, Measured]] = {}
-    folders: dict[str | None, dict[str, Path]] = {}
-    todo: dict[str | None, list[str]] = {}
-    for adapter in dict.fromkeys(adapters):
-        ident = (path_fingerprint(model), path_fingerprint(adapter))
-        folders[adapter] = {t: run.cache / "benchmarks" / digest(*ident, t, s) for t, s in specs.items()}
-        out[adapter] = {t: _load(f) for t, f in folders[adapter].items() if (f / "result.json").exists()}
-        missing = [t for t in cfg.tasks if t not in out[adapter]]
-        if missing:
-            todo[adapter] = missing
+    pending = {}
     gpus = ray.cluster_resources().get("GPU", 0)
-    remote = ray.remote(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))(run_benchmarks)
-    chats = ray.put({task: list(frame["chat"]) for task, frame in bench.items.items()})  # shared by every task
-    jobs = bench_jobs(todo, run.cfg.generators.adapters_per_pass)
-    pending = [remote.remote(model, job, chats, cfg.lm_eval_tasks, cfg.limit, cfg.batch_size, run.trust_remote_code) for job in jobs]
+    remote = ray.remote(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))(run_lm_eval)
+    for adapter in adapters:
+        folders = {t: keys.folder(adapter, t) for t in cfg.tasks}
+        out[adapter] = {t: _load(f) for t, f in folders.items() if (f / "result.json").exists()}
+        lm_tasks = {t: shots for t, shots in cfg.lm_eval_tasks.items() if t not in out[adapter]}
+        if lm_tasks:
+            ref = remote.remote(run.model, adapter, lm_tasks, cfg.limit, cfg.batch_size, run.trust_remote_code)
+            pending[ref] = adapter
     while pending:
         # Each finished Ray task's results are in the cache before the next is waited for.
-        [ref], pending = ray.wait(pending, num_returns=1)
-        for adapter, found in ray.get(ref).items():
-            for task, got in found.items():
-                folder = folders[adapter][task]
-                info = {"task": task, "model": model, "adapter": adapter, "key": folder.name, **specs[task]}
-                if task in BUILTIN:
-                    items = bench.items[task].assign(loglik=[s for s, _ in got], tokens=[n for _, n in got])
-                    measured = Measured({**info, "score": AGGREGATE[task](items)}, items)
-                else:
-                    measured = Measured({**info, "score": got["metrics"][cfg.metric], **got})
-                _store(folder, measured)
-                out[adapter][task] = measured
+        [ref], _ = ray.wait(list(pending), num_returns=1)
+        adapter = pending.pop(ref)
+        for task, got in ray.get(ref).items():
+            measured = Measured({**keys.info(adapter, task), "score": got["metrics"][cfg.metric], **got})
+            _store(keys.folder(adapter, task), measured)
+            out[adapter][task] = measured
     return out
 
 
@@ -252,12 +294,10 @@ class TrialBench:
     base_items: pd.DataFrame
     batch_size: int
 
-    def delta(self, model, tokenizer, exclude: set[str]) -> float:
-        """known_mc of `model` minus the base model's, on the facts outside `exclude` (the mix)."""
-        from actors.benchmark import answer_logliks
-
+    def delta(self, engine: Engine, exclude: set[str]) -> float:
+        """known_mc of the engine's model minus the base model's, on the facts outside `exclude` (the mix)."""
         kept = self.items[~self.items["fact_id"].isin(exclude)]
-        scored = answer_logliks(model, tokenizer, list(kept["chat"]), self.batch_size)
+        scored = engine.logliks(list(kept["chat"]), batch_size=self.batch_size)
         return mc_accuracy(kept.assign(loglik=[s for s, _ in scored])) - held_out("known_mc", self.base_items, exclude)
 
 

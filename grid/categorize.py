@@ -20,12 +20,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from actors.engines import Decoding, Loras
-from actors.generator import BASE
+from actors.engines import Decoding
 from analysis.scoring import ScoringConfig, categories_from_scores, score_generations
 from grid.cache import digest, frame_fingerprint, path_fingerprint
 from grid.data.prompts import PromptConfig, build_prompts, protocol_key
-from grid.generate import GENERATION_COLUMNS, GeneratorsConfig, finished_facts, generate_shards, read_shards, resolved_engine
+from grid.generate import (
+    GENERATION_COLUMNS,
+    PASS_COLUMNS,
+    GeneratorsConfig,
+    Work,
+    finished_facts,
+    pass_rows,
+    read_shards,
+    resolved_engine,
+    run_pass,
+)
 
 
 @dataclass
@@ -67,13 +76,15 @@ def categorize(
     trust_remote_code: bool = False,
     progress: bool = True,
     scoring: ScoringConfig = ScoringConfig(),
-    max_rank: int = 1,
+    alongside: Work | None = None,
 ) -> dict[str | None, Categorization]:
     """Every fact's answers for the model with each of `adapters` loaded (None: the base
     model alone), generated or read from the cache, scored with `scoring` and categorized;
-    each adapter is cached under its own key. What the cache lacks is generated in passes of `cfg.adapters_per_pass` adapters:
-    one Ray Data job per pass, whose actors load the base model once and answer every
-    adapter's prompts (`max_rank`: the largest LoRA rank among them, which vLLM reserves)."""
+    each adapter is cached under its own key. What the cache lacks is generated in passes
+    of `cfg.adapters_per_pass` adapters: one Ray Data job per pass, whose actors load the
+    base model once and answer every adapter's prompts. `alongside`: another job's rows
+    (the benchmarks' chats of the same adapters) that join the first pass, so the actors
+    that hold an adapter also score it; its own pass if nothing is missing."""
     engine = resolved_engine(cfg.engine)
     folders = {
         a: Path(cache) / "categorize" / categorization_key(model, a, facts, exemplars, prompts, engine)
@@ -81,11 +92,14 @@ def categorize(
     }
     cached = {a for a, folder in folders.items() if (folder / "generations.parquet").exists()}
     missing = [a for a in folders if a not in cached]
-    for start in range(0, len(missing), cfg.adapters_per_pass):
-        group = {a: folders[a] for a in missing[start : start + cfg.adapters_per_pass]}
-        meta = {"model": model, "facts": len(facts), "prompts": prompts.model_dump(), "engine": engine}
-        loras = Loras(max_loras=len(group), max_rank=max_rank)
-        generate(facts, exemplars, model, prompts, cfg, group, meta, trust_remote_code, progress, loras)
+    groups = [missing[i : i + cfg.adapters_per_pass] for i in range(0, len(missing), cfg.adapters_per_pass)]
+    meta = {"model": model, "facts": len(facts), "prompts": prompts.model_dump(), "engine": engine}
+    decoding = Decoding(prompts.max_new_tokens, prompts.samples, prompts.temperature, prompts.top_k, prompts.seed)
+    for n, group in enumerate(groups or ([[]] if alongside else [])):
+        works = [generation_work(facts, exemplars, prompts, {a: folders[a] for a in group}, meta)]
+        works += [alongside] if alongside and n == 0 else []
+        desc = "categorize" if group == [None] else f"categorize {len(group)} adapters"
+        run_pass(works, model, decoding, cfg, trust_remote_code, progress, desc)
     out = {}
     for adapter, folder in folders.items():
         gens = score_generations(pd.read_parquet(folder / "generations.parquet"), facts, scoring.match)
@@ -93,32 +107,28 @@ def categorize(
     return out
 
 
-def generate(
-    facts, exemplars, model, prompts, cfg, folders: dict[str | None, Path], meta: dict, trust_remote_code, progress, loras: Loras
-) -> None:
-    """The raw generations of every fact for each adapter of `folders` (adapter -> its key's
-    folder), in one Ray Data job: each adapter's shards go to its folder (those already
-    there are kept), then its generations.parquet, which marks the key finished; `meta`
-    (what the key stands for, readable) goes beside them as meta.json."""
+def generation_work(facts, exemplars, prompts: PromptConfig, folders: dict[str | None, Path], meta: dict) -> Work:
+    """The rows that generate every fact's answers for each adapter of `folders` (adapter ->
+    its key's folder), but those of facts whose shards are all there (a killed pass
+    resumes); finished, each adapter's generations.parquet, which marks its key finished,
+    and beside it `meta` (what the key stands for, readable) as meta.json."""
     per_fact = prompts.sets * (1 + prompts.samples)
     table = build_prompts(facts, exemplars, prompts)  # the same prompts for every adapter
-    shards, todo = {}, []
+    rows = []
     for adapter, folder in folders.items():
-        name = adapter or BASE
-        shards[name] = folder / "shards"
-        shards[name].mkdir(parents=True, exist_ok=True)
-        done = finished_facts(read_shards(shards[name]), per_fact)
-        todo.append(table[~table["fact_id"].isin(done)].assign(adapter=name))
-    todo = pd.concat(todo, ignore_index=True)
-    if len(todo):
-        decoding = Decoding(prompts.max_new_tokens, prompts.samples, prompts.temperature, prompts.top_k, prompts.seed)
-        desc = "categorize" if list(folders) == [None] else f"categorize {len(folders)} adapters"
-        generate_shards(todo, model, decoding, cfg, shards, trust_remote_code, progress, desc, loras)
-    for adapter, folder in folders.items():
-        gens = read_shards(shards[adapter or BASE]).drop_duplicates(["fact_id", "prompt_set", "sample"])
-        gens = gens.sort_values(["fact_id", "prompt_set", "sample"], ignore_index=True)[GENERATION_COLUMNS]
-        (folder / "meta.json").write_text(json.dumps({**meta, "adapter": adapter}, indent=1))
-        # Written last, and renamed into place: its presence marks the key as finished, so a
-        # kill mid-write must not leave a half file under that name.
-        gens.to_parquet(folder / "generations.parquet.tmp", index=False)
-        (folder / "generations.parquet.tmp").replace(folder / "generations.parquet")
+        shards = folder / "shards"
+        shards.mkdir(parents=True, exist_ok=True)
+        done = finished_facts(read_shards(shards), per_fact)
+        rows.append(pass_rows(shards, adapter, "answer", table[~table["fact_id"].isin(done)]))
+
+    def finish() -> None:
+        for adapter, folder in folders.items():
+            gens = read_shards(folder / "shards").drop_duplicates(["fact_id", "prompt_set", "sample"])
+            gens = gens.sort_values(["fact_id", "prompt_set", "sample"], ignore_index=True)[GENERATION_COLUMNS]
+            (folder / "meta.json").write_text(json.dumps({**meta, "adapter": adapter}, indent=1))
+            # Written last, and renamed into place: its presence marks the key as finished, so a
+            # kill mid-write must not leave a half file under that name.
+            gens.to_parquet(folder / "generations.parquet.tmp", index=False)
+            (folder / "generations.parquet.tmp").replace(folder / "generations.parquet")
+
+    return Work(pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=PASS_COLUMNS), finish)

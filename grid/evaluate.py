@@ -1,5 +1,6 @@
 """After the trials: every finished adapter re-categorizes the whole corpus, several adapters
-per pass of one generator pool (`generators.adapters_per_pass`); each adapter's answers are
+per pass of one generator pool (`generators.adapters_per_pass`), and the same pass scores
+their built-in benchmarks (grid/bench.py builtin_work); each adapter's answers are
 checked against the base model's (analysis/verdicts.py changed_answers: an engine that
 dropped the adapter fails the run); then one Ray task per trial turns the two
 categorizations into findings (analysis/trial_analysis.py).
@@ -17,6 +18,7 @@ import pandas as pd
 
 from analysis.trial_analysis import analyze_trial, merge_records
 from analysis.verdicts import changed_answers
+from grid.bench import Bench, builtin_work
 from grid.categorize import Categorization
 from grid.trials import Trials
 
@@ -28,13 +30,15 @@ if TYPE_CHECKING:
 ANALYSIS_CPUS = 0.5
 
 
-def evaluate_trials(run: Run, base: Categorization, trials: Trials) -> pd.DataFrame:
+def evaluate_trials(run: Run, base: Categorization, trials: Trials, bench: Bench | None = None) -> pd.DataFrame:
     """The trials' results with every finished trial's analysis record added.
 
     Each trial's mix is the one the trial composed (trials.mixes). The adapters are
     categorized in passes of `generators.adapters_per_pass`, each pass one Ray Data pool over
     the cluster whose actors load the base model once; each adapter is cached like the base
-    model. A pass's trials are analyzed while the next pass generates.
+    model, and so are the built-in benchmarks of `bench`, which the same pass scores
+    (bench_trials then finds them in the cache). A pass's trials are analyzed while the
+    next pass generates.
     """
     import ray
 
@@ -43,13 +47,15 @@ def evaluate_trials(run: Run, base: Categorization, trials: Trials) -> pd.DataFr
 
     results = trials.results
     finished = results[results["adapter"].notna() & results["error"].isna()]
-    # vLLM reserves room for the largest rank of a pass: the search's, or the config's.
-    max_rank = int(finished["rank"].max()) if "rank" in finished.columns and len(finished) else run.cfg.lora.rank
     per_pass = run.cfg.generators.adapters_per_pass
     pending = {}
     for start in range(0, len(finished), per_pass):
         chunk = finished.iloc[start : start + per_pass]
-        adapted = run.categorize_adapters(list(chunk["adapter"]), max_rank)
+        adapters = list(chunk["adapter"])
+        # The built-in benchmarks of the same adapters (and, once, the base model's) are
+        # scored in the same pass, by the actors that hold each adapter.
+        scored = builtin_work(run, bench, ([None] if start == 0 else []) + adapters) if bench else None
+        adapted = run.categorize_adapters(adapters, alongside=scored)
         for trial in chunk.itertuples():
             found = adapted[trial.adapter]
             mix = trials.mixes[trial.trial]

@@ -1,13 +1,16 @@
-"""The generator pool: chat prompts answered by a pool of Generator actors (actors/generator.py)
-as a Ray Data job, one parquet shard per finished batch. Every job that generates runs on it
-(grid/categorize.py, grid/paraphrase.py), so they spread over the cluster and resume alike.
-One job may ask several adapters (a row names its own): their prompts share the pool, whose
-actors load the base model once for the whole job."""
+"""The generator pool: chat prompts answered, and chats scored, by a pool of Generator actors
+(actors/generator.py) as a Ray Data job, one parquet shard per finished batch. Every job that
+generates or scores runs on it (grid/categorize.py, grid/paraphrase.py, grid/bench.py), so
+they spread over the cluster and resume alike. One pass may serve several adapters and
+several jobs (each row names its adapter and the folder its result goes to): they share the
+pool, whose actors load the base model once for the whole pass."""
 from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,7 +40,49 @@ class GeneratorsConfig(BaseModel):
     adapters_per_pass: int = Field(8, ge=1, description="adapters whose prompts share one generator pass")
 
 
+# What a pass's rows carry (pass_rows), and what the shards of each kind of row hold.
+PASS_COLUMNS = ["shards", "adapter", "kind", "fact_id", "prompt_set", "item", "messages"]
 GENERATION_COLUMNS = ["fact_id", "prompt_set", "sample", "output"]
+LOGLIK_COLUMNS = ["item", "fact_id", "loglik", "tokens"]
+SHARD_COLUMNS = {"answer": GENERATION_COLUMNS, "loglik": LOGLIK_COLUMNS}
+
+
+def pass_rows(shards: Path, adapter: str | None, kind: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame`'s rows as rows of a pass whose results go to the folder `shards`: kind
+    "answer" asks each chat prompt of `messages` (rows fact_id, prompt_set), kind "loglik"
+    scores each whole chat (rows fact_id, item: the row's place in its job's table)."""
+    return pd.DataFrame(
+        {
+            "shards": str(shards),
+            "adapter": adapter or BASE,
+            "kind": kind,
+            "fact_id": frame["fact_id"].to_numpy(),
+            "prompt_set": frame["prompt_set"].to_numpy() if "prompt_set" in frame else -1,
+            "item": frame["item"].to_numpy() if "item" in frame else -1,
+            "messages": [json.dumps(list(m)) for m in frame["messages"]],
+        },
+        columns=PASS_COLUMNS,
+    )
+
+
+@dataclass
+class Work:
+    """One job's share of a pass: its rows (pass_rows) and what finishes the job once every
+    row's result is on disk (e.g. the table that marks a cache key finished)."""
+
+    table: pd.DataFrame
+    finish: Callable[[], None]
+    loglik_batch_size: int = 32  # chats per forward for its "loglik" rows
+
+
+def run_pass(works: list[Work], model: str, decoding: Decoding, cfg: GeneratorsConfig, trust_remote_code, progress, desc) -> None:
+    """The rows of several jobs in one pass of the pool (generate_shards), then each job finished."""
+    table = pd.concat([w.table for w in works], ignore_index=True)
+    if len(table):
+        batch = min(w.loglik_batch_size for w in works)
+        generate_shards(table, model, decoding, cfg, trust_remote_code, progress, desc, batch)
+    for work in works:
+        work.finish()
 
 
 def resolved_engine(engine: EngineConfig) -> dict:
@@ -58,11 +103,11 @@ def resolved_engine(engine: EngineConfig) -> dict:
     return {"kind": kind, "dtype": dtype}
 
 
-def read_shards(shards: Path) -> pd.DataFrame:
-    """Every generation row written so far under `shards`: fact_id, prompt_set, sample, output."""
+def read_shards(shards: Path, columns: list[str] = GENERATION_COLUMNS) -> pd.DataFrame:
+    """Every row written so far under `shards` (of GENERATION_COLUMNS, or LOGLIK_COLUMNS)."""
     parts = sorted(shards.glob("part-*.parquet"))
     if not parts:
-        return pd.DataFrame(columns=GENERATION_COLUMNS)
+        return pd.DataFrame(columns=columns)
     return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
 
 
@@ -76,31 +121,20 @@ def generate_shards(
     model: str,
     decoding: Decoding,
     cfg: GeneratorsConfig,
-    shards: dict[str, Path],
     trust_remote_code: bool = False,
     progress: bool = True,
     desc: str = "generate",
-    loras: Loras = Loras(),
+    loglik_batch_size: int = 32,
 ) -> None:
-    """Answer chat prompts (table: fact_id, prompt_set, messages, and adapter: the folder to
-    answer with, BASE for the base model; no column: all BASE) with a pool of Generator
-    actors as a Ray Data job. Each finished batch becomes, for each adapter in it, a shard
-    part-*.parquet of rows fact_id, prompt_set, sample, output in `shards[adapter]`.
-    Shared by every job that generates (categorize, paraphrase), so they spread over the
-    cluster and resume the same way."""
+    """Answer or score the rows of a pass (pass_rows: each names its adapter, BASE for the
+    base model, and its shards folder) with a pool of Generator actors as a Ray Data job.
+    Each finished batch becomes, for each shards folder in it, a shard part-*.parquet of
+    its kind's SHARD_COLUMNS. Shared by every job that generates (categorize, paraphrase,
+    the built-in benchmarks), so they spread over the cluster and resume the same way."""
     import ray
 
     from actors.generator import Generator
 
-    adapters = table["adapter"] if "adapter" in table.columns else [BASE] * len(table)
-    table = pd.DataFrame(
-        {
-            "adapter": list(adapters),
-            "fact_id": table["fact_id"],
-            "prompt_set": table["prompt_set"],
-            "messages": [json.dumps(list(m)) for m in table["messages"]],
-        }
-    )
     cpus, gpus = ray.cluster_resources().get("CPU", 1), ray.cluster_resources().get("GPU", 0)
     on_gpu = gpus > 0  # the actor then picks its engine (`auto`: vLLM if installed) on the GPU
     if on_gpu:
@@ -113,7 +147,7 @@ def generate_shards(
     # are consecutive rows, so a batch mostly holds one adapter's prompts.
     blocks = max(size, -(-len(table) // cfg.prompts_per_batch))
     per_batch = -(-len(table) // blocks)
-    ds = ray.data.from_pandas(table).repartition(blocks).map_batches(
+    ds = ray.data.from_pandas(table[PASS_COLUMNS]).repartition(blocks).map_batches(
         Generator,
         fn_constructor_kwargs=dict(
             model=model,
@@ -121,21 +155,21 @@ def generate_shards(
             decoding=decoding,
             trust_remote_code=trust_remote_code,
             threads=None if on_gpu else cfg.threads_per_actor,
-            loras=loras,
+            loras=Loras.serving(table["adapter"]),
+            loglik_batch_size=loglik_batch_size,
         ),
         batch_size=per_batch,
         batch_format="pandas",
         compute=ray.data.ActorPoolStrategy(size=size),
         **resources,
     )
-    pairs = table[["adapter", "fact_id"]].drop_duplicates()
-    per_pair = len(table) / len(pairs) * (1 + decoding.samples)  # output rows per (adapter, fact)
-    parts = {a: len(list(folder.glob("part-*.parquet"))) for a, folder in shards.items()}
-    bar = tqdm(total=len(pairs), unit="fact", desc=desc, disable=not progress)
+    parts = {f: len(list(Path(f).glob("part-*.parquet"))) for f in table["shards"].unique()}
+    bar = tqdm(total=len(table), unit="row", desc=desc, disable=not progress)
     for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
         # Each finished batch is on disk before the next: a kill loses at most one batch.
-        for adapter, rows in batch.groupby("adapter", sort=False):
-            rows.drop(columns="adapter").to_parquet(shards[adapter] / f"part-{parts[adapter]:06d}.parquet", index=False)
-            parts[adapter] += 1
-        bar.update(len(batch) / per_pair)
+        for (folder, kind), rows in batch.groupby(["shards", "kind"], sort=False):
+            rows[SHARD_COLUMNS[kind]].to_parquet(Path(folder) / f"part-{parts[folder]:06d}.parquet", index=False)
+            parts[folder] += 1
+        answered = (batch["kind"] == "answer").sum()
+        bar.update(answered / (1 + decoding.samples) + len(batch) - answered)
     bar.close()

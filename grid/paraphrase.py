@@ -26,11 +26,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.engines import Decoding
-from actors.generator import BASE
 from analysis.paraphrases import fill, judge, summarize
 from analysis.scoring import UNKNOWN
 from grid.cache import digest, frame_fingerprint, path_fingerprint
-from grid.generate import GeneratorsConfig, finished_facts, generate_shards, read_shards
+from grid.generate import GeneratorsConfig, finished_facts, generate_shards, pass_rows, read_shards
 from grid.data.sources import summary_path
 from grid.data.facts import validate_facts, write_facts
 
@@ -131,9 +130,9 @@ def paraphrase(
         lacking = scope[scope["paraphrases"].map(len) < cfg.per_question]
         todo = lacking[~lacking["fact_id"].isin(finished_facts(read_shards(shards), cfg.candidates))]
         if len(todo):
-            messages = [paraphrase_messages(q) for q in todo["question"]]
-            table = pd.DataFrame({"fact_id": todo["fact_id"].tolist(), "prompt_set": 0, "messages": messages})
-            generate_shards(table, model, cfg.decoding, workers, {BASE: shards}, trust_remote_code, progress, desc="paraphrase")
+            asked = pd.DataFrame({"fact_id": todo["fact_id"], "prompt_set": 0, "messages": todo["question"].map(paraphrase_messages)})
+            table = pass_rows(shards, None, "answer", asked)
+            generate_shards(table, model, cfg.decoding, workers, trust_remote_code, progress, desc="paraphrase")
         candidates = read_shards(shards).drop_duplicates(["fact_id", "sample"])
         candidates = candidates[candidates["fact_id"].isin(set(lacking["fact_id"]))]
         judged = judge(scope, candidates, cfg.per_question, cfg.length_ratio)

@@ -6,7 +6,8 @@ Each stage takes the Run and what the stages before it made, and returns what it
     Run.categorize_base   the base model's categories; their greedy ones are what mixes are made of
     paraphrase_unknown    (paraphrase: section) the Unknown facts' paraphrases filled
     run_trials            Ray Tune: each trial composes its mix once, trains, reports per epoch
-    evaluate_trials       each adapter re-categorizes the corpus; findings per trial
+    evaluate_trials       each adapter re-categorizes the corpus (and scores the built-in
+                          benchmarks in the same pass); findings per trial
     bench_trials          (bench: section) benchmarks per adapter, the trial's mix held out
     results.parquet       written here, once, when the last stage is done; then the report
 """
@@ -44,7 +45,7 @@ def run_experiment(cfg: ExperimentConfig, mode: Mode, resume: bool = False, prog
     in_trials = trial_bench(run, bench) if cfg.search.uses_bench else None
     trials = run_trials(run, base.greedy, mode, in_trials, resume)
     clock.lap("trials")
-    results = evaluate_trials(run, base, trials)
+    results = evaluate_trials(run, base, trials, bench)
     clock.lap("evaluate")
     if mode == "search" and cfg.search.multi_objective:
         # On the numbers re-measured over the whole corpus, not the search's probe estimates.

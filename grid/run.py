@@ -26,6 +26,7 @@ from grid.categorize import Categorization, categorize
 from grid.config import ExperimentConfig, dump_config
 from grid.data.facts import read_facts, write_facts
 from grid.data.sources import import_facts, load_exemplars
+from grid.generate import Work
 from grid.world.graph import build
 
 
@@ -79,9 +80,9 @@ class Run:
         """Every fact categorized by the run's model, with `adapter` loaded when given."""
         return self.categorize_adapters([adapter])[adapter]
 
-    def categorize_adapters(self, adapters: list[str | None], max_rank: int = 1) -> dict[str | None, Categorization]:
+    def categorize_adapters(self, adapters: list[str | None], alongside: Work | None = None) -> dict[str | None, Categorization]:
         """`categorize` for several adapters, in passes that share one pool (grid/categorize.py);
-        `max_rank`: the largest LoRA rank among them."""
+        `alongside`: another job's rows for the first pass."""
         cfg = self.cfg
         return categorize(
             self.facts,
@@ -94,7 +95,7 @@ class Run:
             trust_remote_code=self.trust_remote_code,
             progress=self.progress,
             scoring=cfg.scoring,
-            max_rank=max_rank,
+            alongside=alongside,
         )
 
     def categorize_base(self) -> Categorization:

@@ -168,7 +168,7 @@ class TrialWatch:
             "engine_agreement": engine_agreement(ctx.base_greedy, self.epoch0),
         }
         if ctx.bench is not None:
-            metrics[BENCH_DELTA] = ctx.bench.delta(engine.model, engine.tokenizer, self.mix.fact_ids)
+            metrics[BENCH_DELTA] = ctx.bench.delta(engine, self.mix.fact_ids)
         search = cfg.search
         return {**metrics, "objective": objective(metrics, search.reliability_floor, search.bench_max_drop, search.objective)}
 

@@ -178,7 +178,7 @@ def test_lm_eval_tasks_on_an_adapter(grid_run, tiny_world, monkeypatch):
     dataset download is replaced, by two questions in memory."""
     import datasets
 
-    from actors.benchmark import run_lm_eval
+    from actors.harness import run_lm_eval
 
     rows = {
         "question": ["Who wrote it?", "Where is it?"],
@@ -202,31 +202,66 @@ def test_lm_eval_tasks_on_an_adapter(grid_run, tiny_world, monkeypatch):
 
 def test_shared_prefix_logliks_equal_the_plain_ones(tiny_world, monkeypatch):
     """The exemplar prefix every chat starts with runs once; the scores are those of whole chats."""
-    import actors.benchmark as benchmark
-    from actors.engines import TransformersEngine
+    import actors.engines as engines
     from grid.data.facts import read_facts
     from grid.data.prompts import build_prompts, with_answer
 
     facts = read_facts(tiny_world / "facts.parquet").head(40)
     table = build_prompts(facts, read_facts(tiny_world / "exemplars.parquet"), PromptConfig(sets=1))
     chats = [with_answer(m, a[0]) for m, a in zip(table["messages"], facts["aliases"])]
-    engine = TransformersEngine.load(str(tiny_world))
-    shared = benchmark.answer_logliks(engine.model, engine.tokenizer, chats, batch_size=16)
-    monkeypatch.setattr(benchmark, "MIN_SHARED_PREFIX", 10**9)  # every chat whole
-    plain = benchmark.answer_logliks(engine.model, engine.tokenizer, chats, batch_size=16)
+    engine = engines.TransformersEngine.load(str(tiny_world))
+    shared = engine.logliks(chats, batch_size=16)
+    monkeypatch.setattr(engines, "MIN_SHARED_PREFIX", 10**9)  # every chat whole
+    plain = engine.logliks(chats, batch_size=16)
     assert [n for _, n in shared] == [n for _, n in plain] and all(n > 0 for _, n in plain)
     assert [s for s, _ in shared] == pytest.approx([s for s, _ in plain], abs=1e-4)
 
 
-def test_built_in_tasks_share_a_load_and_lm_eval_runs_one_model_per_task():
-    from grid.bench import bench_jobs
+def test_the_evaluation_pass_scores_the_benchmarks_and_a_killed_one_resumes(grid_run, tmp_path, monkeypatch):
+    """The adapter's categorization and the built-in tasks of it and the base model share one
+    pass of the generator pool; measure then finds them in the cache; each score is the
+    engine's own on that adapter; a pass killed mid-way scores only the items it lacked."""
+    from dataclasses import replace
 
-    todo = {None: ["known_mc", "mmlu"], "a": ["known_mc"], "b": ["known_ppl", "mmlu"], "c": ["mmlu"]}
-    assert bench_jobs(todo, per_task=2) == [
-        {None: ["known_mc"], "a": ["known_mc"]},
-        {"b": ["known_ppl"]},
-        {None: ["mmlu"]},
-        {"b": ["mmlu"]},
-        {"c": ["mmlu"]},
-    ]
-    assert bench_jobs({}, per_task=2) == []
+    import grid.generate as generate
+    from actors.engines import TransformersEngine
+    from grid.bench import Keys, builtin_work, measure
+    from grid.run import Run
+
+    cfg, results = grid_run
+    run = Run.open(cfg, progress=False)
+    run = replace(run, cfg=cfg.model_copy(update={"storage": str(tmp_path), "experiment": "pass"}))  # an empty cache
+    bench = prepare(cfg.bench, run.facts, pd.read_parquet(cfg.run_dir / "categories" / "base.parquet"), run.exemplars, cfg.prompts)
+    adapter = results["adapter"].iloc[0]
+    passes = []
+    generate_shards = generate.generate_shards
+    monkeypatch.setattr(generate, "generate_shards", lambda table, *a, **k: passes.append(table) or generate_shards(table, *a, **k))
+
+    run.categorize_adapters([adapter], alongside=builtin_work(run, bench, [None, adapter]))
+    [table] = passes
+    scored = table[table["kind"] == "loglik"]
+    assert set(table.loc[table["kind"] == "answer", "adapter"]) == {adapter}
+    assert scored.groupby("adapter").size().to_dict() == {"": sum(map(len, bench.items.values())), adapter: sum(map(len, bench.items.values()))}
+    found = measure(run, [None, adapter], bench)
+    assert len(passes) == 1  # all in the cache
+    chats = list(bench.items["known_mc"]["chat"])
+    engine = TransformersEngine.load(run.model)
+    direct = engine.logliks(chats, [adapter] * len(chats), cfg.bench.batch_size)
+    items = found[adapter]["known_mc"].items
+    assert items["loglik"].tolist() == pytest.approx([s for s, _ in direct], abs=1e-4)
+    assert items["tokens"].tolist() == [n for _, n in direct]
+    assert found[adapter]["known_mc"].info["score"] == mc_accuracy(items) != found[None]["known_mc"].info["score"]
+
+    # A kill mid-pass: the adapter's known_mc result gone, and the shards of only some items written.
+    folder = Keys.of(run, bench).folder(adapter, "known_mc")
+    (folder / "result.json").unlink()
+    shards = sorted((folder / "shards").glob("part-*.parquet"))
+    written = pd.concat([pd.read_parquet(p) for p in shards])
+    for part in shards:
+        part.unlink()
+    kept = written[written["item"] < len(chats) // 3]
+    kept.to_parquet(shards[0], index=False)
+    again = measure(run, [None, adapter], bench)
+    assert len(passes) == 2 and set(passes[1]["adapter"]) == {adapter}
+    assert sorted(passes[1]["item"]) == list(range(len(chats) // 3, len(chats)))
+    assert again[adapter]["known_mc"].info["score"] == found[adapter]["known_mc"].info["score"]

@@ -109,16 +109,16 @@ def test_only_raw_outputs_are_cached_and_scoring_runs_on_every_read(first, monke
 def test_adapters_share_a_pass_and_keep_their_own_keys(first, tmp_path, monkeypatch):
     """Three models in passes of two: two Ray Data jobs, each adapter's answers those it gives
     alone (the base model's too), each cached under its own key; a killed pass resumes."""
-    import grid.categorize as categorize
+    import grid.generate as generate
     from test_engines import save_adapter
 
     cfg, run, base = first
     adapters = [save_adapter(run.model, tmp_path / f"a{i}", scale=0.5, seed=i) for i in range(2)]
     passes = []
-    generate_shards = categorize.generate_shards
-    monkeypatch.setattr(categorize, "generate_shards", lambda table, *a, **k: passes.append(table) or generate_shards(table, *a, **k))
+    generate_shards = generate.generate_shards
+    monkeypatch.setattr(generate, "generate_shards", lambda table, *a, **k: passes.append(table) or generate_shards(table, *a, **k))
     two = replace(run, cfg=cfg.model_copy(update={"generators": cfg.generators.model_copy(update={"adapters_per_pass": 2})}))
-    found = two.categorize_adapters([adapters[0], None, adapters[1]], max_rank=4)
+    found = two.categorize_adapters([adapters[0], None, adapters[1]], )
     assert len(passes) == 1  # the base model was cached: both adapters in one pass
     assert sorted(passes[0]["adapter"].unique()) == sorted(adapters)
     assert found[None].cached and found[None].key == base.key
@@ -136,7 +136,7 @@ def test_adapters_share_a_pass_and_keep_their_own_keys(first, tmp_path, monkeypa
     half = sorted(written["fact_id"].unique())[: written["fact_id"].nunique() // 2]
     written[written["fact_id"].isin(half)].to_parquet(shards[0], index=False)
     passes.clear()
-    again = two.categorize_adapters(adapters, max_rank=4)
+    again = two.categorize_adapters(adapters, )
     assert len(passes) == 1 and set(passes[0]["adapter"]) == {adapters[0]}
     assert not set(passes[0]["fact_id"]) & set(half) and len(passes[0]) == len(base.generations) - len(half) * cfg.prompts.sets
     pd.testing.assert_frame_equal(again[adapters[0]].categories, found[adapters[0]].categories)

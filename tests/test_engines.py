@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import actors.engines as engines
-from actors.engines import Decoding, EngineConfig, TransformersEngine, make_engine, pick_engine, prefix_batches
+from actors.engines import Decoding, EngineConfig, Loras, TransformersEngine, make_engine, pick_engine, prefix_batches
 from grid.data.facts import read_facts
 from grid.data.prompts import PromptConfig, build_prompts
 
@@ -66,6 +66,18 @@ def test_vllm_greedy_parity_with_transformers(tiny_world, prompts):
     assert agree >= 0.95, f"greedy answers agree on {agree:.0%} of prompts"
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not (torch.cuda.is_available() and importlib.util.find_spec("vllm")), reason="needs CUDA and vllm")
+def test_vllm_logliks_match_transformers(tiny_world, prompts):
+    from grid.data.prompts import with_answer
+
+    chats = [with_answer(p, "Answer: Tessaly") for p in prompts]
+    hf = TransformersEngine.load(str(tiny_world), dtype="float32").logliks(chats)
+    vllm = make_engine(EngineConfig(kind="vllm", dtype="float32"), str(tiny_world)).logliks(chats)
+    assert [n for _, n in vllm] == [n for _, n in hf]
+    assert [s for s, _ in vllm] == pytest.approx([s for s, _ in hf], abs=1e-2)
+
+
 # ---------------------------------------------------------------- several adapters, one engine
 
 
@@ -103,6 +115,20 @@ def test_adapters_in_one_pass_answer_as_each_does_alone(tiny_world, prompts, ada
     base = TransformersEngine.load(str(tiny_world), batch_size=16).generate(prompts, decoding)
     assert mixed[:n] == alone[0] and mixed[2 * n :] == alone[1] and mixed[n : 2 * n] == base
     assert alone[0] != base and alone[1] != alone[0]  # the adapters do change the answers
+
+
+def test_adapters_in_one_call_score_as_each_does_alone(tiny_world, prompts, adapters):
+    from grid.data.prompts import with_answer
+
+    chats = [with_answer(p, "Answer: Tessaly") for p in prompts]
+    n = len(chats)
+    mixed = TransformersEngine.load(str(tiny_world)).logliks(chats * 3, [adapters[1]] * n + [adapters[0]] * n + [None] * n, 8)
+    alone = [TransformersEngine.load(str(tiny_world)).logliks(chats, [a] * n, 8) for a in adapters]
+    base = TransformersEngine.load(str(tiny_world)).logliks(chats, batch_size=8)
+    for got, want in ((mixed[:n], alone[1]), (mixed[n : 2 * n], alone[0]), (mixed[2 * n :], base)):
+        assert [t for _, t in got] == [t for _, t in want]
+        assert [s for s, _ in got] == pytest.approx([s for s, _ in want], abs=1e-5)
+    assert [s for s, _ in alone[0]] != pytest.approx([s for s, _ in base], abs=1e-3)  # the adapter does change them
 
 
 def test_a_zero_adapter_fails_the_base_check(tiny_world, prompts, tmp_path):
@@ -147,5 +173,9 @@ def test_vllm_requests_name_each_adapter_state_and_fit_its_ranks(tmp_path):
     assert again[0] != got[0][0] and again[1] == 3
     assert lora_requests([folders[1]], ids)[0] == got[2]  # known states keep their ids
     assert [vllm_lora_rank(r) for r in (1, 2, 8, 9, 64, 65, 512)] == [1, 8, 8, 16, 64, 128, 512]
+    # A pass reserves room for its adapters (the base model takes none) and their largest rank.
+    (tmp_path / "a1" / "adapter_config.json").write_text('{"r": 4, "rank_pattern": {"down_proj": 12}}')
+    assert Loras.serving([folders[0], None, folders[1], folders[0], ""]) == Loras(max_loras=2, max_rank=12)
+    assert Loras.serving([None, ""]) == Loras(max_loras=1, max_rank=1)
     with pytest.raises(ValueError, match="up to 512"):
         vllm_lora_rank(513)
