@@ -32,6 +32,9 @@ MIN_SHARED_PREFIX = 8
 MIN_PREFIX_BATCH = 16
 # The label of a token that no loss or score counts (the prompt's, and padding).
 IGNORE = -100
+# The transformers engine's decoding loop, in cache keys: bump when a change alters what it
+# answers (2: its own loop, ended rows dropped, sampling by the protocol's settings alone).
+DECODER = 2
 # The LoRA ranks vLLM's engine accepts as max_lora_rank.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -185,6 +188,11 @@ class TransformersEngine:
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        # An answer ends at any of the model's end tokens (Llama 3 has several), as in generate.
+        ends = getattr(model.generation_config, "eos_token_id", None)
+        if ends is None:
+            ends = tokenizer.eos_token_id
+        self.eos_ids = list(ends) if isinstance(ends, (list, tuple)) else [ends]
 
     @classmethod
     def load(
@@ -311,58 +319,84 @@ class TransformersEngine:
             ids = self.encode(prompts)
             # Sorted token lists put the prompts that share a few-shot prefix side by side.
             order = sorted(range(len(ids)), key=lambda i: ids[i])
-            runs = [(1, dict(do_sample=False))]
-            if decoding.samples:
-                runs.append((decoding.samples, dict(do_sample=True, temperature=decoding.temperature, top_k=decoding.top_k)))
+            runs = [(1, False)] + ([(decoding.samples, True)] if decoding.samples else [])
             out: list[list[str]] = [[] for _ in ids]
             for start, batch in prefix_batches(ids, order, self.batch_size):
-                for copies, run in runs:
+                for copies, sample in runs:
                     # Seeded per batch, so a rerun over the same prompts samples the same answers.
                     torch.manual_seed(decoding.seed + start)
-                    texts = self._generate([ids[i] for i in batch for _ in range(copies)], decoding.max_new_tokens, run)
+                    texts = self._decode([ids[i] for i in batch for _ in range(copies)], decoding, sample)
                     for j, i in enumerate(batch):
                         out[i].extend(t.strip() for t in texts[j * copies : (j + 1) * copies])
             return out
 
-    def _generate(self, rows: list[list[int]], max_new_tokens: int, run: dict) -> list[str]:
-        """Generate for token lists. The prefix they all share (the system message and
-        the exemplars of one prompt set) runs once and its KV cache serves every row:
-        on the micro-world that is most of the prompt, and five times less compute."""
+    def _decode(self, rows: list[list[int]], decoding: Decoding, sample: bool) -> list[str]:
+        """Greedy or sampled answers for token lists, decoded step by step.
+
+        The prefix the rows all share (the system message and the exemplars of one prompt
+        set) runs once and its KV cache serves every row: on the micro-world that is most of
+        the prompt, and five times less compute. A row that has ended (an EOS token) leaves
+        the batch, so each step computes only the rows still answering (a batch's answers
+        end at very different lengths). Sampling is `decoding`'s temperature and top-k alone,
+        not the model's generation_config defaults (which Hugging Face's generate would add)."""
         import torch
         from transformers import DynamicCache, StaticCache
 
-        # Keep one token of every row uncached: generate needs a new position to start from.
+        # Keep one token of every row uncached: the first step needs logits to start from.
         shared = min(len(os.path.commonprefix(rows)), min(map(len, rows)) - 1)
         if shared < MIN_SHARED_PREFIX:
             shared = 0
         # Pads sit between the shared prefix and each row's own tail (plain left padding
         # when nothing is shared); the mask hides them and position ids skip them.
         tails = [r[shared:] for r in rows]
-        width = max(map(len, tails))
-        cache = None
+        width, steps = max(map(len, tails)), decoding.max_new_tokens
+        # A preallocated cache, written in place: a DynamicCache copies the whole
+        # batch-repeated prefix at every step (as costly as the linear layers here).
+        cache = StaticCache(config=self.model.config, max_cache_len=shared + width + steps)
         if shared:
             prefix = DynamicCache()
             self.model(input_ids=torch.tensor([rows[0][:shared]], device=self.device), cache=prefix, use_cache=True)
-            # A preallocated cache, written in place: a DynamicCache copies the whole
-            # batch-repeated prefix at every step (as costly as the linear layers here).
-            cache = StaticCache(config=self.model.config, max_cache_len=shared + width + max_new_tokens)
             for layer, done in zip(cache.layers, prefix.layers):
                 layer.update(done.keys.expand(len(rows), -1, -1, -1), done.values.expand(len(rows), -1, -1, -1))
         pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([r[:shared] + [pad] * (width - len(t)) + t for r, t in zip(rows, tails)])
-        mask = torch.tensor([[1] * shared + [0] * (width - len(t)) + [1] * len(t) for t in tails])
-        gen = self.model.generate(
-            input_ids=input_ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            cache=cache,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=pad,
-            # On CUDA, generate would torch.compile the decode step for a static cache,
-            # again for every new batch shape (and every batch has its own).
-            disable_compile=True,
-            **run,
-        )
-        return self.tokenizer.batch_decode(gen[:, input_ids.shape[1] :], skip_special_tokens=True)
+        tokens = torch.tensor([[pad] * (width - len(t)) + t for t in tails], device=self.device)
+        mask = torch.tensor([[1] * shared + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=self.device)
+        positions = (mask.cumsum(1) - 1)[:, shared:]
+        logits = self.model(
+            input_ids=tokens, attention_mask=mask, position_ids=positions, cache=cache,
+            cache_position=torch.arange(shared, shared + width, device=self.device), logits_to_keep=1,
+        ).logits[:, -1]
+        ends = torch.tensor(self.eos_ids, device=self.device)
+        out = torch.full((len(rows), steps), pad, device=self.device)
+        alive, position = torch.arange(len(rows), device=self.device), positions[:, -1]
+        for step in range(steps):
+            token = self._pick(logits, decoding) if sample else logits.argmax(-1)
+            out[alive, step] = token
+            going = ~torch.isin(token, ends)
+            if step == steps - 1 or not going.any():
+                break
+            if not going.all():
+                alive, token, mask, position = alive[going], token[going], mask[going], position[going]
+                for layer in cache.layers:
+                    layer.keys, layer.values = layer.keys[going], layer.values[going]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            position = position + 1
+            logits = self.model(
+                input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None], cache=cache,
+                cache_position=torch.tensor([shared + width + step], device=self.device),
+            ).logits[:, -1]
+        return self.tokenizer.batch_decode(out, skip_special_tokens=True)
+
+    @staticmethod
+    def _pick(logits, decoding: Decoding):
+        """One token per row: temperature, then the top-k most likely, then a draw (the
+        order of Hugging Face's logits warpers)."""
+        import torch
+
+        scores = logits.float() / decoding.temperature
+        kth = torch.topk(scores, min(decoding.top_k, scores.shape[-1])).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+        return torch.multinomial(torch.softmax(scores, -1), 1)[:, 0]
 
 
 def vllm_lora_rank(rank: int) -> int:

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from actors.engines import Decoding, EngineConfig, Loras
+from actors.engines import DECODER, Decoding, EngineConfig, Loras
 from actors.generator import BASE
 
 
@@ -86,7 +86,8 @@ def run_pass(works: list[Work], model: str, decoding: Decoding, cfg: GeneratorsC
 
 
 def resolved_engine(engine: EngineConfig) -> dict:
-    """The engine kind and dtype the generator actors will use, `auto` resolved as they
+    """The engine kind and dtype the generator actors will use (and the transformers
+    engine's decoder version), `auto` resolved as they
     resolve it (actors.engines.pick_engine: vLLM where there is a GPU and vllm is
     installed; the transformers engine loads bfloat16 on a GPU, float32 on a CPU; vLLM's
     `auto` is the model's own dtype, which the model's fingerprint covers). Read on the
@@ -98,9 +99,11 @@ def resolved_engine(engine: EngineConfig) -> dict:
     if kind == "auto":
         kind = "vllm" if gpus and importlib.util.find_spec("vllm") is not None else "transformers"
     dtype = engine.dtype
-    if dtype == "auto" and kind == "transformers":
+    if kind == "vllm":
+        return {"kind": kind, "dtype": dtype}
+    if dtype == "auto":
         dtype = "bfloat16" if gpus else "float32"
-    return {"kind": kind, "dtype": dtype}
+    return {"kind": kind, "dtype": dtype, "decoder": DECODER}
 
 
 def read_shards(shards: Path, columns: list[str] = GENERATION_COLUMNS) -> pd.DataFrame:

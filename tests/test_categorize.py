@@ -64,20 +64,21 @@ def test_a_changed_protocol_is_a_new_key(first):
 
 def test_the_engine_is_part_of_the_key_with_auto_resolved(first):
     cfg, run, result = first
-    from actors.engines import EngineConfig
+    from actors.engines import DECODER, EngineConfig
     from grid.categorize import categorization_key
     from grid.generate import resolved_engine
 
     # On this CPU-only Ray, `auto` is the transformers engine in float32, as the actors pick it.
-    assert resolved_engine(EngineConfig()) == {"kind": "transformers", "dtype": "float32"}
+    assert resolved_engine(EngineConfig()) == {"kind": "transformers", "dtype": "float32", "decoder": DECODER}
     assert resolved_engine(EngineConfig()) == resolved_engine(cfg.generators.engine)  # the config says transformers
 
     def key(**engine):
         return categorization_key(run.model, None, run.facts, run.exemplars, cfg.prompts, engine)
 
-    assert key(kind="transformers", dtype="float32") == result.key
+    assert key(kind="transformers", dtype="float32", decoder=DECODER) == result.key
     assert key(kind="vllm", dtype="auto") != result.key
-    assert key(kind="transformers", dtype="bfloat16") != result.key
+    assert key(kind="transformers", dtype="bfloat16", decoder=DECODER) != result.key
+    assert key(kind="transformers", dtype="float32", decoder=DECODER - 1) != result.key
 
 
 def test_only_raw_outputs_are_cached_and_scoring_runs_on_every_read(first, monkeypatch):

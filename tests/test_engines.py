@@ -31,6 +31,27 @@ def test_shared_prefix_decoding_gives_the_answers_of_plain_decoding(engine, prom
     assert all(len(a) == 1 and a[0].startswith("Answer:") for a in shared)
 
 
+def test_greedy_answers_are_those_of_huggingface_generate(engine, prompts):
+    """The engine's own decoding loop (shared prefix, ended rows dropped) against plain
+    left-padded `generate`, one batch, nothing shared."""
+    ids = engine.encode(prompts)
+    width = max(map(len, ids))
+    pad = engine.tokenizer.pad_token_id
+    tokens = torch.tensor([[pad] * (width - len(r)) + r for r in ids])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids])
+    out = engine.model.generate(input_ids=tokens, attention_mask=mask, max_new_tokens=16, do_sample=False, pad_token_id=pad)
+    plain = [t.strip() for t in engine.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
+    assert [a[0] for a in engine.generate(prompts, Decoding(max_new_tokens=16))] == plain
+    lengths = {len(engine.tokenizer(t)["input_ids"]) for t in plain}
+    assert len(lengths) > 1  # answers of different lengths: rows left the batch at different steps
+
+
+def test_sampling_from_the_top_one_is_greedy(engine, prompts):
+    greedy = engine.generate(prompts, Decoding(max_new_tokens=16))
+    sampled = engine.generate(prompts, Decoding(max_new_tokens=16, samples=2, temperature=2.0, top_k=1))
+    assert [a[1:] for a in sampled] == [[g[0], g[0]] for g in greedy]
+
+
 def test_samples_are_seeded_and_counted(engine, prompts):
     decoding = Decoding(max_new_tokens=16, samples=3, temperature=1.0, top_k=40, seed=5)
     one, two = engine.generate(prompts[:8], decoding), engine.generate(prompts[:8], decoding)
