@@ -98,7 +98,7 @@ def categorize(
     for n, group in enumerate(groups or ([[]] if alongside else [])):
         works = [generation_work(facts, exemplars, prompts, {a: folders[a] for a in group}, meta)]
         works += [alongside] if alongside and n == 0 else []
-        desc = "categorize" if group == [None] else f"categorize {len(group)} adapters"
+        desc = "categorize" if group == [None] else f"categorize {len(group)} adapters" if group else "benchmarks"
         run_pass(works, model, decoding, cfg, trust_remote_code, progress, desc)
     out = {}
     for adapter, folder in folders.items():

@@ -77,21 +77,21 @@ class Work:
 
 def run_pass(works: list[Work], model: str, decoding: Decoding, cfg: GeneratorsConfig, trust_remote_code, progress, desc) -> None:
     """The rows of several jobs in one pass of the pool (generate_shards), then each job finished."""
-    table = pd.concat([w.table for w in works], ignore_index=True)
-    if len(table):
+    tables = [w.table for w in works if len(w.table)]
+    if tables:
         batch = min(w.loglik_batch_size for w in works)
-        generate_shards(table, model, decoding, cfg, trust_remote_code, progress, desc, batch)
+        generate_shards(pd.concat(tables, ignore_index=True), model, decoding, cfg, trust_remote_code, progress, desc, batch)
     for work in works:
         work.finish()
 
 
 def resolved_engine(engine: EngineConfig) -> dict:
-    """The engine kind and dtype the generator actors will use (and the transformers
-    engine's decoder version), `auto` resolved as they
+    """The engine kind and dtype the generator actors will use, `auto` resolved as they
     resolve it (actors.engines.pick_engine: vLLM where there is a GPU and vllm is
     installed; the transformers engine loads bfloat16 on a GPU, float32 on a CPU; vLLM's
-    `auto` is the model's own dtype, which the model's fingerprint covers). Read on the
-    driver: the cluster's GPUs, and vllm as installed here (the cluster runs one image)."""
+    `auto` is the model's own dtype, which the model's fingerprint covers), and the
+    transformers engine's DECODER. Read on the driver: the cluster's GPUs, and vllm as
+    installed here (the cluster runs one image)."""
     import ray
 
     gpus = ray.cluster_resources().get("GPU", 0) > 0
