@@ -262,6 +262,19 @@ class TransformersEngine:
                     out[i] = found
         return out
 
+    def _prefix(self, rows: list[list[int]], limit: int):
+        """The tokens every row starts with, at most `limit`, run once: (their count, their
+        KV cache); (0, None) below MIN_SHARED_PREFIX, where a cache copy is not worth it."""
+        import torch
+        from transformers import DynamicCache
+
+        shared = min(len(os.path.commonprefix(rows)), limit)
+        if shared < MIN_SHARED_PREFIX:
+            return 0, None
+        prefix = DynamicCache()
+        self.model(input_ids=torch.tensor([rows[0][:shared]], device=self.device), cache=prefix, use_cache=True)
+        return shared, prefix
+
     def score(self, chats: list[list[dict]], batch_size: int = 32) -> list[tuple[float, int]]:
         """`logliks` of the model as it is now (its active adapter, if any). The tokens every
         chat starts with (the system message and the few-shot exemplars) run once; each
@@ -275,15 +288,9 @@ class TransformersEngine:
         pad_id = self.tokenizer.pad_token_id
         # Shared up to the token before the first scored one: its logits score that token.
         first_label = min(next(i for i, y in enumerate(labels) if y != IGNORE) for _, labels in examples)
-        shared = min(len(os.path.commonprefix([ids for ids, _ in examples])), first_label - 1)
         out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
         with torch.inference_mode():
-            prefix = None
-            if shared >= MIN_SHARED_PREFIX:
-                prefix = DynamicCache()
-                self.model(input_ids=torch.tensor([examples[0][0][:shared]], device=self.device), cache=prefix, use_cache=True)
-            else:
-                shared = 0
+            shared, prefix = self._prefix([ids for ids, _ in examples], first_label - 1)
             # Batches of similar length pad little; results go back in the caller's order.
             order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
             for start in range(0, len(order), batch_size):
@@ -340,12 +347,10 @@ class TransformersEngine:
         end at very different lengths). Sampling is `decoding`'s temperature and top-k alone,
         not the model's generation_config defaults (which Hugging Face's generate would add)."""
         import torch
-        from transformers import DynamicCache, StaticCache
+        from transformers import StaticCache
 
         # Keep one token of every row uncached: the first step needs logits to start from.
-        shared = min(len(os.path.commonprefix(rows)), min(map(len, rows)) - 1)
-        if shared < MIN_SHARED_PREFIX:
-            shared = 0
+        shared, prefix = self._prefix(rows, min(map(len, rows)) - 1)
         # Pads sit between the shared prefix and each row's own tail (plain left padding
         # when nothing is shared); the mask hides them and position ids skip them.
         tails = [r[shared:] for r in rows]
@@ -353,9 +358,7 @@ class TransformersEngine:
         # A preallocated cache, written in place: a DynamicCache copies the whole
         # batch-repeated prefix at every step (as costly as the linear layers here).
         cache = StaticCache(config=self.model.config, max_cache_len=shared + width + steps)
-        if shared:
-            prefix = DynamicCache()
-            self.model(input_ids=torch.tensor([rows[0][:shared]], device=self.device), cache=prefix, use_cache=True)
+        if prefix is not None:
             for layer, done in zip(cache.layers, prefix.layers):
                 layer.update(done.keys.expand(len(rows), -1, -1, -1), done.values.expand(len(rows), -1, -1, -1))
         pad = self.tokenizer.pad_token_id

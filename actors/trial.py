@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.engines import TransformersEngine, collate, encode
 
+
 class LoraSettings(BaseModel):
     """The `lora:` section. Defaults are the paper's (docs/protocol.md §4); the optimizer's
     are the Hugging Face Trainer's, which the authors' code trained with (§7)."""

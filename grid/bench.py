@@ -188,15 +188,15 @@ class Keys:
 
     run: Run
     specs: dict[str, dict]  # task -> _spec
+    model: str  # the model's fingerprint, taken once
 
     @classmethod
     def of(cls, run: Run, bench: Bench) -> Keys:
         engine = resolved_engine(run.cfg.generators.engine)
-        return cls(run, {task: _spec(bench, task, engine) for task in bench.cfg.tasks})
+        return cls(run, {task: _spec(bench, task, engine) for task in bench.cfg.tasks}, path_fingerprint(run.model))
 
     def folder(self, adapter: str | None, task: str) -> Path:
-        ident = (path_fingerprint(self.run.model), path_fingerprint(adapter))
-        return self.run.cache / "benchmarks" / digest(*ident, task, self.specs[task])
+        return self.run.cache / "benchmarks" / digest(self.model, path_fingerprint(adapter), task, self.specs[task])
 
     def info(self, adapter: str | None, task: str) -> dict:
         return {"task": task, "model": self.run.model, "adapter": adapter, "key": self.folder(adapter, task).name, **self.specs[task]}
