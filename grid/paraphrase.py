@@ -163,7 +163,7 @@ def write_paraphrased(result: Paraphrasing, out_path: str | Path, summary_file: 
     return out
 
 
-def paraphrase_unknown(run: Run, base_greedy: pd.DataFrame) -> Run:
+def paraphrase_unknown(run: Run, base: pd.DataFrame) -> Run:
     """The run with the paraphrases of its Unknown facts (the only ones a paraphrase mix
     draws) filled up to `paraphrase.per_question`; facts.parquet is rewritten with them and
     the judging summary is stored beside it as paraphrase.summary.json."""
@@ -176,7 +176,7 @@ def paraphrase_unknown(run: Run, base_greedy: pd.DataFrame) -> Run:
         run.cache,
         trust_remote_code=cfg.trust_remote_code if cfg.model else run.trust_remote_code,
         progress=run.progress,
-        among=base_greedy.loc[base_greedy["category"] == UNKNOWN, "fact_id"],
+        among=base.loc[base["category"] == UNKNOWN, "fact_id"],
     )
     write_paraphrased(result, run.folder / "facts.parquet", run.folder / "paraphrase.summary.json")
     return replace(run, facts=validate_facts(result.facts, "paraphrased facts"))

@@ -3,7 +3,7 @@
 Each stage takes the Run and what the stages before it made, and returns what it made:
 
     Run.open              config -> model, facts, exemplars (config.yaml, facts.parquet)
-    Run.categorize_base   the base model's categories; their greedy ones are what mixes are made of
+    Run.categorize_base   the base model's categories: what mixes are made of
     paraphrase_unknown    (paraphrase: section) the Unknown facts' paraphrases filled
     run_trials            Ray Tune: each trial composes its mix once, trains, reports per epoch
     evaluate_trials       each adapter re-categorizes the corpus (and scores the built-in
@@ -39,11 +39,11 @@ def run_experiment(cfg: ExperimentConfig, mode: Mode, resume: bool = False, prog
     base = run.categorize_base()
     clock.lap("categorize_base")
     if cfg.paraphrase is not None:
-        run = paraphrase_unknown(run, base.greedy)
+        run = paraphrase_unknown(run, base.categories)
         clock.lap("paraphrase")
     bench = prepare(cfg.bench, run.facts, base.greedy, run.exemplars, cfg.prompts) if cfg.bench.enabled else None
     in_trials = trial_bench(run, bench) if cfg.search.uses_bench else None
-    trials = run_trials(run, base.greedy, mode, in_trials, resume)
+    trials = run_trials(run, base, mode, in_trials, resume)
     clock.lap("trials")
     results = evaluate_trials(run, base, trials, bench)
     clock.lap("evaluate")

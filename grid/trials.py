@@ -1,6 +1,6 @@
 """LoRA trials on Ray Tune: the paper's grid, or an Optuna search (docs/protocol.md §3-5).
 
-Each trial composes its mix from the base model's greedy categories, once, trains an
+Each trial composes its mix from the base model's categories, once, trains an
 adapter (actors/trial.py) and, before the first step (epoch 0) and after every epoch,
 reports reliability on the new facts and the shifts on a probe set of the facts outside
 the mix, with the adapter (and the mix) as its checkpoint. Shifts are counted against epoch 0, measured by the
@@ -115,8 +115,18 @@ class TrialContext:
     """What every trial reads: put once in Ray's object store by `tune.with_parameters`."""
 
     run: Run
-    base_greedy: pd.DataFrame  # the base model's greedy categories (Categorization.greedy)
+    # The base model's categories (Categorization.categories): what a mix is drawn from, so
+    # that in SliCK mode a WeaklyKnown fact is never taken for a new, Unknown one.
+    base: pd.DataFrame
     bench: TrialBench | None = None  # set when the search minimizes or bounds the known_mc drop
+    # Its greedy categories (Categorization.greedy): what a trial measures (greedy answers
+    # only), so what its probe is stratified by and its engine agreement compares with.
+    # None: `base` is greedy-only already (no samples, as in paper mode).
+    base_greedy: pd.DataFrame | None = None
+
+    def __post_init__(self):
+        if self.base_greedy is None:
+            self.base_greedy = self.base
 
 
 class TrialWatch:
@@ -128,7 +138,7 @@ class TrialWatch:
         self.ctx = ctx
         run, cfg = ctx.run, ctx.run.cfg
         self.mix: Mix = compose_mix(
-            run.facts, ctx.base_greedy, params["unknown"], params["extra"], params["ratio"], params["seed"],
+            run.facts, ctx.base, params["unknown"], params["extra"], params["ratio"], params["seed"],
             cfg.grid.selection, cfg.grid.full_paraphrases,
         )
         self.probe = probe_set(run.facts, ctx.base_greedy, self.mix.fact_ids, cfg.grid.probe_size, params["seed"])
@@ -364,10 +374,11 @@ def collect(result_grid) -> Trials:
     return Trials(pd.DataFrame(rows), history, mixes)
 
 
-def run_trials(run: Run, base_greedy: pd.DataFrame, mode: Mode, bench: TrialBench | None = None, resume: bool = False) -> Trials:
-    """The run's grid or search on Ray Tune, each trial composing its mix from `base_greedy`;
-    history.parquet and mixes/<trial>.parquet stored in the run folder."""
-    tuner = make_tuner(TrialContext(run, base_greedy, bench), mode, resume, tracking_callbacks(run.cfg))
+def run_trials(run: Run, base: Categorization, mode: Mode, bench: TrialBench | None = None, resume: bool = False) -> Trials:
+    """The run's grid or search on Ray Tune, each trial composing its mix from the base
+    model's categories; history.parquet and mixes/<trial>.parquet stored in the run folder."""
+    ctx = TrialContext(run, base.categories, bench, base.greedy)
+    tuner = make_tuner(ctx, mode, resume, tracking_callbacks(run.cfg))
     trials = collect(tuner.fit())
     trials.history.to_parquet(run.folder / "history.parquet", index=False)
     for trial, mix in trials.mixes.items():

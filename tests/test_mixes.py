@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
@@ -167,3 +169,46 @@ def test_too_few_facts_is_a_clear_error(corpus, args, message):
     facts, cats = corpus
     with pytest.raises(MixError, match=message):
         compose_mix(facts, cats, *args, seed=0)
+
+
+def slick_base():
+    """Three facts, 2 prompt sets, 2 samples each (SliCK): f0 never correct (Unknown), f1
+    correct in one sample only (WeaklyKnown: P_greedy 0, P_sample 1/4), f2 always (HighlyKnown)."""
+    from analysis.scoring import categories_from_scores
+    from grid.categorize import Categorization
+
+    # (fact, prompt set, sample) answered correctly; sample 0 is the greedy answer.
+    right = {("f1", 0, 1)} | {("f2", s, k) for s in (0, 1) for k in range(3)}
+    gens = pd.DataFrame(
+        [
+            {"fact_id": f, "prompt_set": s, "sample": k, "output": "x", "answer": "x", "correct": (f, s, k) in right, "refused": False}
+            for f in ("f0", "f1", "f2") for s in (0, 1) for k in range(3)
+        ]
+    )
+    return Categorization(gens, categories_from_scores(gens), "key", False)
+
+
+def test_a_slick_mix_never_draws_a_weakly_known_fact_as_new():
+    from grid.trials import TrialContext, TrialWatch
+
+    base = slick_base()
+    assert base.categories.set_index("fact_id")["category"].to_dict() == {
+        "f0": "Unknown", "f1": "WeaklyKnown", "f2": "HighlyKnown"
+    }
+    assert base.greedy.set_index("fact_id").loc["f1", "category"] == "Unknown"  # greedy alone cannot tell
+    facts = pd.DataFrame({"fact_id": ["f0", "f1", "f2"], "question": ["q0?", "q1?", "q2?"],
+                          "aliases": [["a0"], ["a1"], ["a2"]], "paraphrases": [[], [], []]})
+    grid = SimpleNamespace(selection="random", full_paraphrases=100, probe_size=None)
+    run = SimpleNamespace(facts=facts, exemplars=None, cfg=SimpleNamespace(grid=grid, prompts=SimpleNamespace(system="s")))
+    ctx = TrialContext(run, base.categories, None, base.greedy)
+    params = {"unknown": 1, "extra": "HighlyKnown", "ratio": 1, "seed": 0}
+    import grid.trials
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(grid.trials, "build_prompts", lambda watched, exemplars, prompts: watched)
+        watch = TrialWatch(ctx, params)
+        assert watch.mix.new == ("f0",) and watch.mix.known == ("f2",)
+        with pytest.raises(MixError, match="needs 2 Unknown facts.*has 1"):
+            TrialWatch(ctx, {**params, "unknown": 2, "ratio": 0})
+        # The probe stays on the greedy categories, what a trial measures: f1 is watched as Unknown.
+        assert watch.probe == ["f1"] and ctx.base_greedy is base.greedy
