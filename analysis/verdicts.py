@@ -1,4 +1,5 @@
-"""Verdicts on trials: the search's objective, the best trial and the Pareto front (pure).
+"""Verdicts on trials: the search's objective, the best trial, the Pareto front and the
+recommended recipe per number of new facts (pure).
 
 A trial's metrics are one epoch's (grid/trials.py reports them); results.parquet holds one
 row per trial, with the numbers re-measured on the whole corpus (grid/evaluate.py).
@@ -6,6 +7,8 @@ row per trial, with the numbers re-measured on the whole corpus (grid/evaluate.p
 from __future__ import annotations
 
 import pandas as pd
+
+from analysis.tables import over_seeds
 
 # Where a trial lands when it misses the reliability floor: above every trial that met it.
 INFEASIBLE = 1.0
@@ -42,6 +45,32 @@ def pareto_front(results: pd.DataFrame) -> pd.DataFrame:
     shift, rel = done[PARETO_SHIFT], done["reliability"]
     keep = [not ((shift <= a) & (rel >= b) & ((shift < a) | (rel > b))).any() for a, b in zip(shift, rel)]
     return done[keep].sort_values(PARETO_SHIFT)
+
+
+# What a recommendation shows of its setting, each as mean, min and max over the seeds.
+RECOMMENDED = ["reliability", "reliability_strict", PARETO_SHIFT, "positive_shift_untrained", "facts_untrained"]
+
+
+def recommendations(results: pd.DataFrame, floor: float) -> pd.DataFrame:
+    """Per number of new facts (the question "I have N facts: which recipe?"), the setting
+    with the least mean negative shift of the facts outside its mix, among the settings whose
+    mean reliability over their seeds reaches `floor`; where none does, the one of highest
+    mean reliability. A setting is judged on its mean over seeds, not its best seed, and
+    reads beside its spread. One row per unknown count: analysis/tables.py over_seeds's
+    columns for RECOMMENDED (mean, _min, _max; `trials`: the seeds it rests on) and `met`,
+    whether it reached the floor. Empty where no finished trial has both numbers."""
+    if not {"reliability", PARETO_SHIFT} <= set(results.columns):
+        return pd.DataFrame()
+    summary = over_seeds(results.dropna(subset=["reliability", PARETO_SHIFT]), RECOMMENDED)
+    rows = []
+    for _, group in summary.groupby("unknown", sort=True):
+        learned = group[group["reliability"] >= floor]
+        if len(learned):
+            pick = learned.sort_values(PARETO_SHIFT, kind="stable").iloc[0]
+        else:
+            pick = group.sort_values("reliability", ascending=False, kind="stable").iloc[0]
+        rows.append({**pick.to_dict(), "met": bool(len(learned))})
+    return pd.DataFrame(rows)
 
 
 class AdapterNotApplied(RuntimeError):

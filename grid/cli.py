@@ -78,24 +78,27 @@ def cmd_categorize(args) -> None:
 
 
 def cmd_trials(args) -> None:
+    from analysis.verdicts import recommendations
     from grid.config import load_config
     from grid.pipeline import run_experiment
-    from grid.report import describe_adapter, recommended_adapter
+    from grid.report import describe_recommendation, setting_trials
     from grid.runtime import connect, publish
 
     cfg = load_config(args.config)
     connect(args.address, min_gpus=args.min_gpus)
     results = run_experiment(cfg, "search" if args.command == "tune" else "grid", resume=args.resume)
     print(f"{len(results)} trials: {cfg.run_dir / 'results.parquet'}")
-    # The report's recommendation, on the numbers re-measured over the whole corpus (not a
+    # The report's recommendations, on the numbers re-measured over the whole corpus (not a
     # trial's per-epoch probe estimate).
     floor = cfg.search.reliability_floor
-    best, met = recommended_adapter(results, floor)
-    if best is None:
+    found = recommendations(results, floor)
+    if found.empty:
         print("no trial finished")
-    else:
-        lead = f"least negative shift with reliability >= {floor}" if met else f"no trial reached reliability {floor}; the closest"
-        print(f"recommended adapter ({lead}): {best['adapter']}\n  {describe_adapter(best)}")
+    for _, row in found.iterrows():
+        lead = f"least mean negative shift with mean reliability >= {floor}" if row["met"] else f"none reached reliability {floor}; the closest"
+        print(f"recommended ({lead}): {describe_recommendation(row)}")
+        for trial in setting_trials(results, row).itertuples():
+            print(f"  adapter: {trial.adapter}")
     print(f"report: {cfg.run_dir / 'report' / 'index.html'}")
     if uri := publish(cfg):
         print(f"published to {uri}")

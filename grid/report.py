@@ -1,6 +1,6 @@
 """The report of a run, from its stored files alone (`kgrid report RUN_DIR`).
 
-    report/index.html               what the run found, the recommended adapter, then every table and figure
+    report/index.html               what the run found, the recommended recipe per number of new facts, then every table and figure
     report/findings.json            analysis/findings.py: each of the paper's findings, checked on this run
     report/tables/<name>.md|csv     analysis/tables.py: every column; Markdown cells "mean (min–max)", CSV numbers
     report/figures/<name>.png       analysis/figures.py
@@ -23,8 +23,8 @@ import yaml
 from analysis import figures
 from analysis.benchmarks import bench_tasks
 from analysis.findings import Finding, check_findings, findings_json
-from analysis.tables import TABLES, mix_label, number, page_cells, to_markdown
-from analysis.verdicts import PARETO_SHIFT, best_trial, objective
+from analysis.tables import TABLES, cell, control_once, mix_label, number, page_cells, setting_columns, to_markdown
+from analysis.verdicts import PARETO_SHIFT, recommendations
 
 
 # Config keys (dotted paths) that pick between the paper code's behaviour and ours, or
@@ -83,68 +83,75 @@ def protocol_line(cfg: dict) -> str:
     return "Protocol: " + ("; ".join(found) if found else "no config.yaml switches found") + "."
 
 
-def recommended_adapter(results: pd.DataFrame, floor: float) -> tuple[pd.Series | None, bool]:
-    """The finished trial with the least negative shift of the facts outside its mix
-    (re-measured on the whole corpus) among those whose reliability reaches `floor`, ranked
-    by the search's objective; where none does, the one closest to the floor. Returns
-    (trial or None, whether it reached the floor)."""
-    if not {"reliability", PARETO_SHIFT} <= set(results.columns):
-        return None, False
-    done = results[results["error"].isna()] if "error" in results.columns else results
-    done = done.dropna(subset=["reliability", PARETO_SHIFT])
-    scores = [objective({"reliability": r, "negative_shift": s}, floor) for r, s in zip(done["reliability"], done[PARETO_SHIFT])]
-    best = best_trial(done.assign(objective=scores))
-    return best, best is not None and best["reliability"] >= floor
-
-
 def _share(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def adapter_setting(trial: pd.Series) -> str:
-    """ "10 new facts, +1 HighlyKnown, seed 0", with a searched rank or lr."""
-    setting = [f"{number(trial['unknown'], 'setting')} new facts", mix_label(trial["extra"], trial["ratio"])]
-    setting += [f"{k} {number(trial[k], 'setting')}" for k in ("rank", "lr", "seed") if k in trial and pd.notna(trial[k])]
-    return ", ".join(setting)
+def recipe(row: pd.Series) -> str:
+    """ "+1 HighlyKnown", with a searched rank or lr: what to train N new facts with."""
+    return ", ".join([mix_label(row["extra"], row["ratio"])] + [
+        f"{k} {number(row[k], 'setting')}" for k in ("rank", "lr") if k in row and pd.notna(row[k])
+    ])
 
 
-def adapter_effect(trial: pd.Series) -> str:
-    """What a trial learned and what it broke, in plain numbers."""
-    outside = f" of the {number(int(trial['facts_untrained']))}" if pd.notna(trial.get("facts_untrained")) else " of the"
-    down, up = trial[PARETO_SHIFT], trial.get("positive_shift_untrained")
-    text = (
-        f"learned {_share(trial['reliability'])} of its {number(trial['unknown'], 'setting')} new facts "
-        f"(reliability {number(trial['reliability'])}); moved {_share(down)}{outside} facts outside its mix "
-        f"down a category (negative shift {number(down)})"
+def _spread(row: pd.Series, column: str) -> str:
+    return cell(row[column], row.get(column + "_min"), row.get(column + "_max"))
+
+
+def describe_recommendation(row: pd.Series) -> str:
+    """One row of analysis/verdicts.py recommendations in words: what was measured, each
+    number as mean (min–max) over the setting's seeds."""
+    seeds = int(row["trials"])
+    outside = f" of the {number(row['facts_untrained'], 'count')}" if pd.notna(row.get("facts_untrained")) else " of the"
+    up = row.get("positive_shift_untrained")
+    return (
+        f"{number(row['unknown'], 'setting')} new facts: {recipe(row)} ({seeds} seed{'s' if seeds > 1 else ''}"
+        f"{', mean (min–max) over them' if seeds > 1 else ', no spread to show'}). "
+        f"The new facts were answered correctly in {_share(row['reliability'])} of their few-shot prompts "
+        f"(reliability {_spread(row, 'reliability')}), and {_share(row['reliability_strict'])} of them in every "
+        f"prompt (reliability_strict {_spread(row, 'reliability_strict')}); "
+        f"{_share(row[PARETO_SHIFT])}{outside} facts outside the mix moved down a category "
+        f"(negative shift {_spread(row, PARETO_SHIFT)})"
+        + (f" and {_share(up)} up (positive shift {_spread(row, 'positive_shift_untrained')})." if pd.notna(up) else ".")
     )
-    return text + (f" and {_share(up)} up (positive shift {number(up)})." if pd.notna(up) else ".")
 
 
-def describe_adapter(trial: pd.Series) -> str:
-    """ "trial X (setting): what it learned and broke"."""
-    return f"trial {trial['trial']} ({adapter_setting(trial)}): {adapter_effect(trial)}"
+def setting_trials(results: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
+    """The finished trials of a recommendation's setting (its seeds)."""
+    done = control_once(results[results["error"].isna()] if "error" in results.columns else results)
+    same = pd.Series(True, index=done.index)
+    for key in setting_columns(results):
+        same &= (done[key] == row[key]) | (done[key].isna() & pd.isna(row[key]))
+    return done[same].sort_values("trial")
+
+
+def reliability_floor(cfg: dict) -> tuple[float, str]:
+    """The floor a recommendation's mean reliability must reach, and where it comes from."""
+    floor = cfg.get("search", {}).get("reliability_floor")
+    if floor is None:
+        return 0.0, "config.yaml names no search.reliability_floor: every setting counts"
+    return floor, f"mean reliability ≥ {number(floor)}, the search's reliability_floor in config.yaml"
 
 
 def _recommendation(results: pd.DataFrame, cfg: dict) -> list[str]:
-    floor = cfg.get("search", {}).get("reliability_floor")
-    where = f"reliability ≥ {number(floor)}, the search's reliability_floor in config.yaml"
-    if floor is None:
-        floor, where = 0.0, "config.yaml names no search.reliability_floor: every trial counts"
-    best, met = recommended_adapter(results, floor)
-    out = ["<h2>Recommended adapter</h2>"]
-    if best is None:
+    floor, where = reliability_floor(cfg)
+    found = recommendations(results, floor)
+    out = ["<h2>Recommended recipe per number of new facts</h2>"]
+    if found.empty:
         return out + ["<p>No finished trial has a reliability and a negative shift: nothing to recommend.</p>"]
-    if met:
-        lead = f"The least negative shift among the trials that learned their new facts ({where}):"
-    else:
-        lead = f"No trial learned its new facts well enough ({where}). The closest:"
-    out += [
-        f"<p>{html.escape(lead)}</p>",
-        f"<p><strong>{html.escape(adapter_setting(best))}</strong>: {html.escape(adapter_effect(best))}</p>",
-        f'<p class="note">trial <code>{html.escape(str(best["trial"]))}</code>'
-        + (f'<br>adapter <code>{html.escape(str(best["adapter"]))}</code>' if pd.notna(best.get("adapter")) else "")
-        + "</p>",
-    ]
+    out.append(
+        '<p class="note">For each number of new facts, the setting with the least mean negative shift over its '
+        f"seeds among those that learned their new facts ({html.escape(where)}); the seeds' range beside each mean.</p>"
+    )
+    for _, row in found.iterrows():
+        lead = "" if row["met"] else "No setting learned its new facts well enough; the closest. "
+        trials = setting_trials(results, row)
+        adapters = "".join(
+            f"<br>trial <code>{html.escape(str(t.trial))}</code>"
+            + (f" adapter <code>{html.escape(str(t.adapter))}</code>" if pd.notna(getattr(t, "adapter", None)) else "")
+            for t in trials.itertuples()
+        )
+        out += [f"<p>{html.escape(lead + describe_recommendation(row))}</p>", f'<p class="note">{adapters[4:]}</p>']
     return out
 
 

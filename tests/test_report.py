@@ -10,8 +10,8 @@ import pytest
 from analysis.figures import optimization_history, pareto_front_plot
 from analysis.findings import check_findings, findings_json
 from grid.cli import main
-from grid.report import describe_adapter, protocol_line, recommended_adapter
-from analysis.verdicts import pareto_front
+from analysis.verdicts import pareto_front, recommendations
+from grid.report import describe_recommendation, protocol_line, setting_trials
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -98,37 +98,60 @@ def test_report_opens_with_the_findings_and_the_recommended_adapter(run):
     findings = check_findings(results)
     assert json.loads((report / "findings.json").read_text()) == json.loads(json.dumps(findings_json(findings)))
     page = (report / "index.html").read_text()
-    found, recommended = page.index("<h2>What this run found</h2>"), page.index("<h2>Recommended adapter</h2>")
+    found, recommended = page.index("<h2>What this run found</h2>"), page.index("<h2>Recommended recipe per number of new facts</h2>")
     assert found < recommended < page.index("<h2>Protocol</h2>") < page.index("<table")
     for f in findings:
         assert f'<span class="verdict {f.verdict.replace(" ", "-")}">{f.verdict}</span>' in page[found:recommended]
         assert html.escape(f.claim) in page[found:recommended] and html.escape(f.evidence) in page[found:recommended]
-    best, met = recommended_adapter(results, 0.5)  # the tiny config's search.reliability_floor
-    assert met and "reliability ≥ 0.50, the search&#x27;s reliability_floor in config.yaml" in page
-    assert f"<code>{html.escape(best['trial'])}</code>" in page[recommended:]
+    assert "mean reliability ≥ 0.50, the search&#x27;s reliability_floor in config.yaml" in page
+    for _, row in recommendations(results, 0.5).iterrows():  # the tiny config's search.reliability_floor
+        assert html.escape(describe_recommendation(row)) in page[recommended:]
+        for name in setting_trials(results, row)["trial"]:
+            assert f"<code>{html.escape(name)}</code>" in page[recommended:]
     assert "<td>nan</td>" not in page.lower()  # a missing number reads "—"
 
 
-def test_recommended_adapter_on_hand_made_trials():
-    def trial(name, reliability, shift, error=None):
-        return {"trial": name, "unknown": 10, "extra": "HighlyKnown", "ratio": 1, "seed": 0, "reliability": reliability,
-                "negative_shift_untrained": shift, "positive_shift_untrained": 0.06, "facts_untrained": 1000, "error": error}
+def trial(name, unknown, ratio, seed, reliability, shift, strict=0.0, error=None):
+    return {"trial": name, "unknown": unknown, "extra": "HighlyKnown", "ratio": ratio, "seed": seed,
+            "reliability": reliability, "reliability_strict": strict, "negative_shift_untrained": shift,
+            "positive_shift_untrained": 0.06, "facts_untrained": 1000, "error": error, "adapter": f"/a/{name}"}
 
+
+def test_a_recipe_is_recommended_per_number_of_new_facts_on_its_mean_over_seeds():
     results = pd.DataFrame(
-        [trial("t0", 0.99, 0.25), trial("t1", 0.80, 0.05), trial("t2", 0.97, 0.30), trial("t3", 1.0, 0.01, "RuntimeError()")]
+        [
+            # 1 new fact: the +0 control shifts nothing, and is the recipe for 1 fact only.
+            trial("c1a", 1, 0, 0, 1.0, 0.0), trial("c1b", 1, 0, 1, 1.0, 0.0),
+            trial("h1a", 1, 1, 0, 1.0, 0.02), trial("h1b", 1, 1, 1, 1.0, 0.04),
+            # 10 new facts: +0 has the least shift on one seed (0.01) but the larger mean
+            # (0.01 + 0.29) / 2 = 0.15; +1 HighlyKnown's mean is (0.10 + 0.12) / 2 = 0.11.
+            trial("c10a", 10, 0, 0, 0.96, 0.01), trial("c10b", 10, 0, 1, 0.96, 0.29),
+            trial("h10a", 10, 1, 0, 0.90, 0.10, strict=0.0), trial("h10b", 10, 1, 1, 1.0, 0.12, strict=0.2),
+            # +10 shifts least, but its mean reliability (0.8 + 0.9) / 2 = 0.85 misses the floor;
+            # a failed trial never counts.
+            trial("t10a", 10, 10, 0, 0.8, 0.0), trial("t10b", 10, 10, 1, 0.9, 0.0),
+            trial("t10c", 10, 10, 2, 1.0, 0.0, error="RuntimeError()"),
+        ]
     )
-    best, met = recommended_adapter(results, 0.95)  # t1 shifts less but missed the floor; t3 failed
-    assert best["trial"] == "t0" and met
-    assert describe_adapter(best) == (
-        "trial t0 (10 new facts, +1 HighlyKnown, seed 0): learned 99% of its 10 new facts (reliability 0.99); "
-        "moved 25% of the 1,000 facts outside its mix down a category (negative shift 0.25) and 6% up (positive shift 0.06)."
+    found = recommendations(results, 0.9)
+    assert found["unknown"].tolist() == [1, 10]
+    one, ten = (row for _, row in found.iterrows())
+    assert one[["ratio", "trials", "met"]].tolist() == [0, 2, True]
+    assert ten[["ratio", "trials", "met"]].tolist() == [1, 2, True]
+    assert ten["negative_shift_untrained"] == pytest.approx(0.11) and ten["reliability"] == pytest.approx(0.95)
+    assert (ten["negative_shift_untrained_min"], ten["negative_shift_untrained_max"]) == (0.10, 0.12)
+    assert list(setting_trials(results, ten)["trial"]) == ["h10a", "h10b"]
+    # What was measured, in its own words: answered right in 95% of the prompts, 10% in every one.
+    assert describe_recommendation(ten) == (
+        "10 new facts: +1 HighlyKnown (2 seeds, mean (min–max) over them). The new facts were answered correctly "
+        "in 95% of their few-shot prompts (reliability 0.95 (0.90–1.00)), and 10% of them in every prompt "
+        "(reliability_strict 0.10 (0.00–0.20)); 11% of the 1,000 facts outside the mix moved down a category "
+        "(negative shift 0.11 (0.10–0.12)) and 6% up (positive shift 0.06)."
     )
-    best, met = recommended_adapter(results, 0.999)  # none reached it: the closest, t0
-    assert best["trial"] == "t0" and not met
-    assert recommended_adapter(results, 0.5)[0]["trial"] == "t1"
-    control = pd.DataFrame([trial("c", 1.0, 0.1)]).assign(ratio=0, extra="paraphrase")
-    assert describe_adapter(recommended_adapter(control, 0.95)[0]).startswith("trial c (10 new facts, +0, seed 0)")
-    assert recommended_adapter(results.drop(columns="negative_shift_untrained"), 0.95) == (None, False)
+    # Above every setting's mean reliability: the closest, flagged.
+    strict = recommendations(results, 0.99).set_index("unknown")
+    assert strict.loc[10, ["ratio", "met"]].tolist() == [0, False] and strict.loc[1, "met"]
+    assert recommendations(results.drop(columns="negative_shift_untrained"), 0.9).empty
 
 
 def test_kgrid_report_rebuilds_from_stored_files(run, capsys):

@@ -73,11 +73,13 @@ def test_optuna_search_runs_its_trials(ray_runtime, tiny_config, capsys):
     assert 1 <= len(front) <= 3 and front["trial"].isin(results["trial"]).all()
     assert list(front["trial"]) == list(pareto_front(results)["trial"])
     # The CLI names the report's recommendation, with its numbers over the whole corpus.
-    from grid.report import describe_adapter, recommended_adapter
+    from analysis.verdicts import recommendations
+    from grid.report import describe_recommendation, setting_trials
 
-    best, _ = recommended_adapter(results, cfg.search.reliability_floor)
     out = capsys.readouterr().out
-    assert "recommended adapter" in out and describe_adapter(best) in out and best["adapter"] in out
+    for _, row in recommendations(results, cfg.search.reliability_floor).iterrows():
+        assert describe_recommendation(row) in out
+        assert all(f"adapter: {a}" in out for a in setting_trials(results, row)["adapter"])
 
 
 def test_engine_agreement_is_the_share_of_watched_facts_categorized_alike():
