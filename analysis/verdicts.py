@@ -15,6 +15,9 @@ INFEASIBLE = 1.0
 # The change of known_mc accuracy against the base model (analysis/benchmarks.py's column),
 # measured per epoch when the search minimizes or bounds it.
 BENCH_DELTA = "bench_known_mc_delta"
+# A trial's per-epoch negative shift: of the facts outside its mix, on its probe
+# (grid/trials.py); what the search minimizes.
+PROBE_NEGATIVE = "probe_negative_shift"
 # The Pareto front's shift: analysis/trial_analysis.py's re-measured one, of every fact outside the mix.
 PARETO_SHIFT = "negative_shift_untrained"
 
@@ -28,7 +31,7 @@ def objective(metrics: dict, floor: float, bench_max_drop: float | None = None, 
         missed += max(0.0, -metrics[BENCH_DELTA] - bench_max_drop)
     if missed > 0:
         return INFEASIBLE + missed
-    return -metrics[BENCH_DELTA] if target == "bench_drop" else metrics["negative_shift"]
+    return -metrics[BENCH_DELTA] if target == "bench_drop" else metrics[PROBE_NEGATIVE]
 
 
 def best_trial(results: pd.DataFrame) -> pd.Series | None:

@@ -60,7 +60,7 @@ def evaluate_trials(run: Run, base: Categorization, trials: Trials, bench: Bench
             found = adapted[trial.adapter]
             mix = trials.mixes[trial.trial]
             new = set(mix.loc[mix["role"] == "new", "fact_id"])
-            changed_answers(trial.trial, found.generations, base.generations, new, trial.reliability)
+            changed_answers(trial.trial, found.generations, base.generations, new, trial.last_epoch_reliability)
             found.categories.to_parquet(run.table("categories", trial.trial), index=False)
             found.generations.to_parquet(run.table("generations", trial.trial), index=False)
             pending[trial.trial] = analyze.remote(*shared, found.categories, found.generations, mix)
@@ -76,5 +76,6 @@ def evaluate_trials(run: Run, base: Categorization, trials: Trials, bench: Bench
         found.exploded.to_parquet(folder / "exploded.parquet", index=False)
         records[trial] = found.record
 
-    # The re-measured reliability replaces the last epoch's: same adapter, same prompts.
+    # Beside the last epoch's (last_epoch_*, the trainer's engine and the probe), the
+    # whole corpus's numbers, re-measured by the categorization engine.
     return merge_records(results, records)

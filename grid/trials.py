@@ -22,7 +22,7 @@ from actors.engines import Decoding
 from actors.trial import train_adapter
 from analysis.scoring import categories_from_scores, score_generations
 from analysis.shifts import reliability, shift_summary
-from analysis.verdicts import BENCH_DELTA, objective
+from analysis.verdicts import BENCH_DELTA, PROBE_NEGATIVE, objective
 from grid.bench import TrialBench
 from grid.data.mixes import Extra, Mix, Selection, compose_mix, probe_set
 from grid.data.prompts import build_prompts, training_messages
@@ -171,8 +171,9 @@ class TrialWatch:
         shift = shift_summary(before, now)
         metrics = {
             **reliability(after, self.mix.new),
-            "negative_shift": shift["negative_of_all"],
-            "positive_shift": shift["positive_of_all"],
+            # The probe's estimates; results.parquet's negative_shift_* are the whole corpus's.
+            PROBE_NEGATIVE: shift["negative_of_all"],
+            "probe_positive_shift": shift["positive_of_all"],
             "probe_facts": shift["facts"],
             "train_rows": len(self.mix.train),
             "engine_agreement": engine_agreement(ctx.base_greedy, self.epoch0),
@@ -293,7 +294,7 @@ def make_tuner(ctx: TrialContext, mode: Mode, resume: bool = False, callbacks: l
 
     if search.multi_objective:
         sampler = optuna.samplers.NSGAIISampler(seed=search.seed)
-        searcher = OptunaSearch(metric=["negative_shift", "reliability"], mode=["min", "max"], sampler=sampler)
+        searcher = OptunaSearch(metric=[PROBE_NEGATIVE, "reliability"], mode=["min", "max"], sampler=sampler)
     else:
         searcher = OptunaSearch(metric="objective", mode="min", sampler=optuna.samplers.TPESampler(seed=search.seed))
     scheduler = None
@@ -322,8 +323,8 @@ HISTORY_COLUMNS = (
     "loss",
     "reliability",
     "reliability_strict",
-    "negative_shift",
-    "positive_shift",
+    PROBE_NEGATIVE,
+    "probe_positive_shift",
     "probe_facts",
     "train_rows",
     "objective",
@@ -334,6 +335,11 @@ HISTORY_COLUMNS = (
 # A trial's row of results.parquet: its last epoch's history, and how often the two engines
 # agreed on the base model's categories (the same at every epoch).
 RESULT_COLUMNS = (*HISTORY_COLUMNS, "engine_agreement")
+# The last epoch's numbers that the evaluation re-measures on the whole corpus (and
+# bench_trials with the trial's mix held out) carry this prefix in results.parquet, so
+# that `reliability` and the bench deltas there are only ever the re-measured ones.
+LAST_EPOCH = "last_epoch_"
+REMEASURED = ("reliability", "reliability_strict", BENCH_DELTA)
 
 
 @dataclass
@@ -350,7 +356,9 @@ def collect(result_grid) -> Trials:
     rows, history, mixes = [], [], {}
     for result in result_grid:
         trial = Path(result.path).name
-        final = {k: v for k, v in (result.metrics or {}).items() if k in RESULT_COLUMNS}
+        final = {
+            (LAST_EPOCH + k if k in REMEASURED else k): v for k, v in (result.metrics or {}).items() if k in RESULT_COLUMNS
+        }
         rows.append(
             {
                 "trial": trial,

@@ -54,7 +54,7 @@ def test_killed_run_resumes_without_rerunning_finished_trials(tiny_config, world
     for trial, epochs_seen in history.groupby("trial")["epoch"]:
         # Resumed from its checkpoint: every epoch once in the history.
         assert sorted(epochs_seen) == list(range(0, epochs + 1)), (trial, list(epochs_seen))
-    assert history["negative_shift"].notna().all()
+    assert history["probe_negative_shift"].notna().all()
     # Every checkpoint carries the epoch-0 categories the shifts are counted against, the
     # killed trial's the same after the resume as before it. (How many checkpoint folders the
     # killed trial ends with is Tune's: once in CI it held 3 for 5 epochs after the resume,

@@ -44,7 +44,7 @@ def test_mlflow_run_per_trial_with_settings_and_epochs(mlflow_run):
     assert {k: params[k] for k in ("unknown", "extra", "ratio", "seed")} == {"unknown": "6", "extra": "HighlyKnown", "ratio": "0", "seed": "0"}
     assert {k: params[k] for k in ("rank", "lr", "epochs", "mask_prompt")} == {"rank": "4", "lr": "0.01", "epochs": "2", "mask_prompt": "True"}
     history = pd.read_parquet(cfg.run_dir / "history.parquet").sort_values("epoch")
-    for metric in ("reliability", "negative_shift", "loss"):
+    for metric in ("reliability", "probe_negative_shift", "loss"):
         logged = client.get_metric_history(runs[0].info.run_id, metric)
         assert [m.step for m in logged] == EPOCHS
         assert [m.value for m in logged] == pytest.approx(list(history[metric]))

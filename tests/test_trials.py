@@ -30,7 +30,7 @@ def test_epoch_0_is_the_base_model_measured_by_the_trainer(grid_run):
     history = pd.read_parquet(cfg.run_dir / "history.parquet")
     start = history[history["epoch"] == 0]
     assert len(start) == 2
-    assert (start["negative_shift"] == 0).all() and (start["positive_shift"] == 0).all()
+    assert (start["probe_negative_shift"] == 0).all() and (start["probe_positive_shift"] == 0).all()
     assert (start["probe_facts"] == cfg.grid.probe_size).all()
     # The new facts were Unknown to the base categorization; the trainer's engine agrees on most.
     assert (start["reliability"] <= 0.25).all()
@@ -117,3 +117,16 @@ def test_history_keeps_the_last_report_of_an_epoch_trained_again():
     history = collect([result]).history
     assert list(history["epoch"]) == [0, 1, 2] and list(history["loss"]) == [4.0, 2.9, 2.0]
     assert set(history["trial"]) == {"t0"}
+
+
+def test_a_trials_row_names_the_last_epochs_numbers_apart_from_the_remeasured_ones():
+    from types import SimpleNamespace
+
+    from grid.trials import collect
+
+    metrics = {"epoch": 4, "reliability": 0.8, "probe_negative_shift": 0.1, "engine_agreement": 1.0}
+    result = SimpleNamespace(path="/runs/x/tune/t0", metrics=metrics, config={"unknown": 1}, checkpoint=None, error=None, metrics_dataframe=None)
+    row = collect([result]).results.iloc[0]
+    # `reliability` is left to the whole corpus's re-measure (grid/evaluate.py).
+    assert "reliability" not in row and row["last_epoch_reliability"] == 0.8
+    assert row["probe_negative_shift"] == 0.1 and row["engine_agreement"] == 1.0

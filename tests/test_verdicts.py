@@ -6,7 +6,7 @@ from analysis.verdicts import BENCH_DELTA, INFEASIBLE, best_trial, objective, pa
 
 
 def test_objective_bounds_or_minimizes_the_known_mc_drop():
-    metrics = {"reliability": 0.9, "negative_shift": 0.2, BENCH_DELTA: -0.3}
+    metrics = {"reliability": 0.9, "probe_negative_shift": 0.2, BENCH_DELTA: -0.3}
     assert objective(metrics, 0.8) == 0.2
     assert objective(metrics, 0.8, target="bench_drop") == pytest.approx(0.3)
     assert objective(metrics, 0.8, bench_max_drop=0.1) == pytest.approx(INFEASIBLE + 0.2)
@@ -19,7 +19,7 @@ def test_pareto_front_keeps_only_undominated_trials():
             "trial": list("abcd"),
             "negative_shift_untrained": [0.1, 0.2, 0.1, 0.3],
             "reliability": [0.9, 1.0, 0.8, 0.95],
-            "negative_shift": [0.5, 0.0, 0.0, 0.0],  # the probe's estimate: not what the front ranks
+            "probe_negative_shift": [0.5, 0.0, 0.0, 0.0],  # the probe's estimate: not what the front ranks
         }
     )
     assert list(pareto_front(results)["trial"]) == ["a", "b"]  # c loses to a; d loses to b
