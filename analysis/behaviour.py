@@ -23,6 +23,11 @@ REASONS = ("non_refusal", "exploded", "target_based", "domain")
 ANSWER_REASONS = ("non_refusal", "exploded", "target_based")
 # The paper's notebook counts reasons only for these moves, over all facts.
 PAPER_MOVES = {"positive": (UNKNOWN, HIGHLY_KNOWN), "negative": (HIGHLY_KNOWN, UNKNOWN)}
+# The (reason, move) pairs the notebook computes: a refusal that went away explains a fact
+# that came to be answered right (UK->HK), and the notebook never asks it of HK->UK.
+PAPER_REASON_KEYS = tuple(
+    f"{reason}_{move}" for move in PAPER_MOVES for reason in REASONS if (reason, move) != ("non_refusal", "negative")
+)
 
 
 def normalize(text: pd.Series) -> pd.Series:
@@ -44,15 +49,17 @@ def refusals(categories: pd.DataFrame) -> dict:
     }
 
 
-def greedy_answers(generations: pd.DataFrame) -> pd.DataFrame:
-    """The non-refused greedy answers: fact_id, prompt_set, answer (normalized)."""
+def greedy_answers(generations: pd.DataFrame, keep_case: bool = False) -> pd.DataFrame:
+    """The non-refused greedy answers: fact_id, prompt_set, answer (normalized; with
+    keep_case, only stripped, as the paper's notebook compares them)."""
     greedy = generations[(generations["sample"] == 0) & ~generations["refused"].astype(bool)]
-    return greedy[["fact_id", "prompt_set"]].assign(answer=normalize(greedy["answer"]))
+    answer = greedy["answer"].fillna("").astype(str).str.strip() if keep_case else normalize(greedy["answer"])
+    return greedy[["fact_id", "prompt_set"]].assign(answer=answer)
 
 
-def answer_counts(generations: pd.DataFrame) -> pd.Series:
+def answer_counts(generations: pd.DataFrame, keep_case: bool = False) -> pd.Series:
     """How often each distinct answer string occurs, most frequent first."""
-    return greedy_answers(generations)["answer"].value_counts()
+    return greedy_answers(generations, keep_case)["answer"].value_counts()
 
 
 def diversity(generations: pd.DataFrame) -> dict:
@@ -71,6 +78,7 @@ def exploded_answers(
     count_above: int | None = None,
     share_above: float | None = None,
     ratio_above: float | None = None,
+    keep_case: bool = False,
 ) -> pd.DataFrame:
     """Answers far more frequent after training than under the base model.
 
@@ -80,13 +88,14 @@ def exploded_answers(
       share_above  its count over all greedy answers after training, refusals included
                    (the paper's 210k counts them), e.g. PAPER_EXPLODED_SHARE;
       ratio_above  its count after over its base count, max(base count, 1).
+    keep_case: answers that differ in case are different answers (the paper's notebook).
     Returns one row per exploded answer (index `answer`): count, share, base_count,
     ratio; most frequent first.
     """
     if count_above is None and share_above is None and ratio_above is None:
         raise ValueError("exploded_answers needs count_above, share_above or ratio_above")
-    counts = answer_counts(after)
-    base_counts = answer_counts(base).reindex(counts.index, fill_value=0)
+    counts = answer_counts(after, keep_case)
+    base_counts = answer_counts(base, keep_case).reindex(counts.index, fill_value=0)
     table = pd.DataFrame(
         {
             "count": counts,
@@ -204,17 +213,23 @@ def reason_shares(reasons: pd.DataFrame) -> dict:
 
 
 def paper_shift_reasons(before, after, generations, facts, trained, new, exploded) -> pd.DataFrame:
-    """The reasons as the authors' notebook counts them (docs/protocol.md §7): for the
+    """The reasons as the authors' notebook counts them (docs/protocol.md §5, §7): for the
     UK->HK (positive) and HK->UK (negative) moves only, over all facts, trained ones
-    included. Each reason reads the raw greedy output of prompt set 0 after training:
-      non_refusal   the base model's paper refusal (`refused_paper`) is gone after training;
+    included. Each reason reads the raw greedy output of prompt set 0 after training, and
+    compares strings case-sensitively:
+      non_refusal   the base model refused it (its paper refusal, `refused_paper`); the
+                    notebook does not ask whether the adapter still refuses;
       exploded      an exploded answer string (the paper's absolute threshold,
-                    PAPER_EXPLODED_SHARE) is a substring of the lower-cased output;
+                    PAPER_EXPLODED_SHARE, counted with keep_case) is a substring of the output;
       target_based  aliases[0], as written, of a trained Unknown fact (`new`) is a
                     substring of the output;
-      domain        as in shift_reasons (NA when no fact has a domain).
-    `generations` is the adapter's generations frame (with `output`); `trained` every
-    fact of the mix, `new` its Unknown facts; `exploded` the exploded answer strings.
+      domain        its relation domain is the domain of a trained Unknown fact (`new`;
+                    the extra HighlyKnown facts' domains do not count); NA when no fact
+                    has a domain.
+    shift_reasons is our corrected reading of each. `generations` is the adapter's
+    generations frame (with `output`); `trained` every fact of the mix (kept for the
+    callers' symmetry with shift_reasons: every fact counts here), `new` its Unknown
+    facts; `exploded` the exploded answer strings.
     One row per such fact, indexed by fact_id: before, after, move (positive |
     negative), output, then the reason flags.
     """
@@ -227,24 +242,26 @@ def paper_shift_reasons(before, after, generations, facts, trained, new, explode
     first = generations[(generations["sample"] == 0) & (generations["prompt_set"] == 0)]
     output = first.set_index("fact_id")["output"].reindex(pairs.index).fillna("").astype(str)
     refused_before = before.set_index("fact_id")["refused_paper"].reindex(pairs.index).astype(bool)
-    refused_after = after.set_index("fact_id")["refused_paper"].reindex(pairs.index).astype(bool)
     aliases = facts.set_index("fact_id")["aliases"]
-    targets = Substrings(str(aliases[f][0]) for f in pd.unique(pd.Series(list(new))) if len(aliases[f]))
+    new = pd.unique(pd.Series(list(new), dtype=object))
+    targets = Substrings(str(aliases[f][0]) for f in new if len(aliases[f]))
     collapsed = Substrings(exploded)
 
     reasons = pairs.assign(output=output)
-    reasons["non_refusal"] = refused_before & ~refused_after
-    reasons["exploded"] = [collapsed(o.lower()) for o in output]
+    reasons["non_refusal"] = refused_before
+    reasons["exploded"] = [collapsed(o) for o in output]
     reasons["target_based"] = [targets(o) for o in output]
-    reasons["domain"] = same_domain(pairs.index, facts, trained).to_numpy()
+    reasons["domain"] = same_domain(pairs.index, facts, new).to_numpy()
     return reasons
 
 
 def paper_reason_shares(reasons: pd.DataFrame) -> dict:
     """Per paper move, the share of its facts each reason flags, keyed `{reason}_{move}`
-    (move positive: UK->HK, negative: HK->UK); NaN for a move no fact made."""
+    (move positive: UK->HK, negative: HK->UK; PAPER_REASON_KEYS, the pairs the notebook
+    computes); NaN for a move no fact made."""
     return {
         f"{reason}_{move}": _share(reasons.loc[reasons["move"] == move, reason])
         for move in PAPER_MOVES
         for reason in REASONS
+        if f"{reason}_{move}" in PAPER_REASON_KEYS
     }

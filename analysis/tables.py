@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from analysis.behaviour import PAPER_MOVES, REASONS as REASON_NAMES
+from analysis.behaviour import PAPER_REASON_KEYS
 from analysis.benchmarks import PREFIX, base_scores, bench_tasks
 from analysis.paper import PAPER_FACTS, paper_results
 from analysis.trial_analysis import SCOPES
@@ -52,7 +52,7 @@ PAPER_REASONS = [
     "unknown_to_highly_known",
     "highly_known_to_unknown",
     "domains",
-    *(f"paper_reason_{r}_{move}" for move in PAPER_MOVES for r in REASON_NAMES),
+    *(f"paper_reason_{key}" for key in PAPER_REASON_KEYS),
 ]
 # Shares, never counts: a run's corpus is not the paper's 21,036 facts.
 PAPER = ["reliability", "unknown_to_highly_known_share", "highly_known_to_unknown_share"]

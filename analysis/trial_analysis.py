@@ -31,10 +31,12 @@ Record keys (scope `all`: every fact; `untrained`: every fact outside the traini
                                       what reason_domain would be by chance
   domains                             distinct relation domains of the facts (0: no fact has
                                       one, and the domain reasons are not measured)
-  paper_reason_{non_refusal, exploded, target_based, domain}_{positive, negative}
-                                      the paper notebook's reasons (behaviour.paper_shift_reasons):
-                                      share of the UK->HK (positive) / HK->UK (negative) moves of
-                                      all facts, trained included, each reason flags
+  paper_reason_{non_refusal, exploded, target_based, domain}_positive,
+  paper_reason_{exploded, target_based, domain}_negative
+                                      the paper notebook's reasons (behaviour.paper_shift_reasons,
+                                      PAPER_REASON_KEYS): share of the UK->HK (positive) / HK->UK
+                                      (negative) moves of all facts, trained included, each
+                                      reason flags; the notebook asks no non-refusal of HK->UK
 """
 from __future__ import annotations
 
@@ -122,7 +124,8 @@ def analyze_trial(
         record.update(_when(refusals(categories), when))
         record.update(_when(diversity(generations), when))
 
-    absolute = exploded_answers(after_generations, before_generations, share_above=PAPER_EXPLODED_SHARE)
+    # The paper's threshold, counted as its notebook does: answers that differ in case differ.
+    absolute = exploded_answers(after_generations, before_generations, share_above=PAPER_EXPLODED_SHARE, keep_case=True)
     relative = exploded_answers(after_generations, before_generations, ratio_above=EXPLODED_RATIO)
     record["exploded_absolute"], record["exploded_relative"] = len(absolute), len(relative)
     exploded = pd.concat(

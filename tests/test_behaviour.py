@@ -82,6 +82,14 @@ def test_exploded_absolute_count_and_share():
     assert list(exploded_answers(AFTER_GENS, BASE_GENS, share_above=0.25).index) == ["rome"]
 
 
+def test_exploded_answers_keep_their_case_as_the_paper_notebook_counts_them():
+    after = generations({"f1": ["Rome", "Rome", "Rome"], "f2": ["rome", "rome", "Oslo"]})
+    assert exploded_answers(after, after, count_above=4).index.tolist() == ["rome"]  # 5 once lower-cased
+    # As written: "Rome" 3 and "rome" 2 of 6 answers; neither is above half of them.
+    assert exploded_answers(after, after, share_above=0.4, keep_case=True).index.tolist() == ["Rome"]
+    assert exploded_answers(after, after, share_above=0.5, keep_case=True).empty
+
+
 def test_exploded_relative_to_base():
     # ratios: rome 12/10 = 1.2, paris 6/1 = 6, lyon 3/max(0, 1) = 3, oslo 1/1 = 1
     table = exploded_answers(AFTER_GENS, BASE_GENS, ratio_above=2)
@@ -202,18 +210,21 @@ def test_short_trained_answers_are_whole_words_in_target_based():
     assert reasons.loc["s4", "target_based"] and not reasons.loc["s6", "target_based"]
 
 
-# The paper's reasons. n1 (new Unknown) and x1 (extra HighlyKnown) are trained; the
-# exploded answers are {zorblax}; the trained domain is geo (n1's and x1's).
+# The paper's reasons, as its notebook counts them. n1 (new Unknown) and x1 (extra
+# HighlyKnown) are trained; the exploded answers are {Zorblax}, as written; the new fact's
+# domain is geo (n1's), and art (x1's) does not count: x1 is an extra, not a new fact.
 PAPER_FACTS = pd.DataFrame(
     [
         ("n1", ["Zorblax", "zb"], "geo"),
-        ("x1", ["Paris"], "geo"),
+        ("x1", ["Paris"], "art"),
         ("a", ["Oslo"], "music"),
         ("b", ["Rome"], "music"),
         ("c", ["Mozart"], "music"),
         ("d", ["Bern"], "geo"),
         ("e", ["Lima"], "sport"),
         ("f", ["Kyiv"], "geo"),
+        ("g", ["Quito"], "sport"),
+        ("h", ["Degas"], "art"),
     ],
     columns=["fact_id", "aliases", "domain"],
 )
@@ -222,12 +233,17 @@ PAPER_CASES = {
     "n1": (UK, HK, False, False, ["Answer: Zorblax", "Answer: Zorblax"]),  # exploded, target, domain
     "x1": (HK, HK, False, False, ["Answer: Paris", "Answer: Paris"]),  # no move
     "a": (HK, UK, False, False, ["Answer: Zorblax City", "Answer: Oslo"]),  # exploded, target
-    "b": (HK, UK, False, False, ["Answer: zorblax", "Answer: Rome"]),  # exploded; target is case-sensitive
+    "b": (HK, UK, False, False, ["Answer: zorblax", "Answer: Rome"]),  # neither: exploded and target are case-sensitive
     "c": (UK, HK, True, False, ["Answer: Mozart", "Answer: Mozart"]),  # non-refusal
     "d": (HK, MK, False, False, ["Answer: Zorblax", "Answer: Bern"]),  # HK->MK: not a paper move
     # exploded and target, both in the continuation after the answer
     "e": (UK, HK, False, False, ["Answer: Lima\nQuestion: Who?\nAnswer: Zorblax", "Answer: Lima"]),
     "f": (HK, UK, False, False, ["Answer: Lyon", "Answer: Zorblax"]),  # domain only: set 1 is not read
+    # non-refusal: the base model refused; that the adapter still does is not asked
+    "g": (UK, HK, True, True, ["I have no information. Answer: Quito", "Answer: Quito"]),
+    # HK->UK of a fact the base model refused: the notebook asks no non-refusal of it;
+    # its domain is the extra x1's only
+    "h": (HK, UK, True, False, ["Answer: Monet", "Answer: Monet"]),
 }
 
 
@@ -249,32 +265,34 @@ def paper_frames():
 
 def test_paper_shift_reasons_on_set_0_over_all_facts():
     before, after, gens = paper_frames()
-    reasons = paper_shift_reasons(before, after, gens, PAPER_FACTS, ["n1", "x1"], ["n1"], pd.Index(["zorblax"]))
-    assert list(reasons.index) == ["n1", "a", "b", "c", "e", "f"]  # trained n1 included; x1, d made no paper move
+    reasons = paper_shift_reasons(before, after, gens, PAPER_FACTS, ["n1", "x1"], ["n1"], pd.Index(["Zorblax"]))
+    assert list(reasons.index) == ["n1", "a", "b", "c", "e", "f", "g", "h"]  # trained n1 included; x1, d made no paper move
     assert reasons["move"].to_dict() == {
-        "n1": "positive", "a": "negative", "b": "negative", "c": "positive", "e": "positive", "f": "negative"
+        "n1": "positive", "a": "negative", "b": "negative", "c": "positive", "e": "positive", "f": "negative",
+        "g": "positive", "h": "negative",
     }
     flags = reasons[["non_refusal", "exploded", "target_based", "domain"]].astype(int)
     assert flags.to_dict("index") == {
         "n1": {"non_refusal": 0, "exploded": 1, "target_based": 1, "domain": 1},
         "a": {"non_refusal": 0, "exploded": 1, "target_based": 1, "domain": 0},
-        "b": {"non_refusal": 0, "exploded": 1, "target_based": 0, "domain": 0},
+        "b": {"non_refusal": 0, "exploded": 0, "target_based": 0, "domain": 0},
         "c": {"non_refusal": 1, "exploded": 0, "target_based": 0, "domain": 0},
         "e": {"non_refusal": 0, "exploded": 1, "target_based": 1, "domain": 0},
         "f": {"non_refusal": 0, "exploded": 0, "target_based": 0, "domain": 1},
+        "g": {"non_refusal": 1, "exploded": 0, "target_based": 0, "domain": 0},
+        "h": {"non_refusal": 1, "exploded": 0, "target_based": 0, "domain": 0},
     }
-    # positive (UK->HK) n1 c e: non-refusal c 1/3, exploded n1 e 2/3, target n1 e 2/3, domain n1 1/3;
-    # negative (HK->UK) a b f: non-refusal 0/3, exploded a b 2/3, target a 1/3, domain f 1/3
+    # positive (UK->HK) n1 c e g: non-refusal c g 2/4, exploded n1 e 2/4, target n1 e 2/4, domain n1 1/4;
+    # negative (HK->UK) a b f h: exploded a 1/4, target a 1/4, domain f 1/4; no non-refusal share
     assert paper_reason_shares(reasons) == pytest.approx(
         {
-            "non_refusal_positive": 1 / 3,
-            "exploded_positive": 2 / 3,
-            "target_based_positive": 2 / 3,
-            "domain_positive": 1 / 3,
-            "non_refusal_negative": 0 / 3,
-            "exploded_negative": 2 / 3,
-            "target_based_negative": 1 / 3,
-            "domain_negative": 1 / 3,
+            "non_refusal_positive": 2 / 4,
+            "exploded_positive": 2 / 4,
+            "target_based_positive": 2 / 4,
+            "domain_positive": 1 / 4,
+            "exploded_negative": 1 / 4,
+            "target_based_negative": 1 / 4,
+            "domain_negative": 1 / 4,
         }
     )
 
@@ -285,6 +303,6 @@ def test_paper_reason_shares_without_a_move_or_a_domain():
     reasons = paper_shift_reasons(before, after, gens, facts, ["n1", "x1"], ["n1"], pd.Index([]))
     shares = paper_reason_shares(reasons[reasons["move"] == "positive"])
     assert math.isnan(shares["domain_positive"]) and math.isnan(shares["exploded_negative"])
-    assert shares["exploded_positive"] == 0.0 and shares["target_based_positive"] == pytest.approx(2 / 3)
+    assert shares["exploded_positive"] == 0.0 and shares["target_based_positive"] == pytest.approx(2 / 4)
     with pytest.raises(ValueError, match="no `output` column"):
         paper_shift_reasons(before, after, gens.drop(columns="output"), facts, ["n1", "x1"], ["n1"], pd.Index([]))
