@@ -48,6 +48,18 @@ def test_seeded_selection_is_deterministic_and_first_ignores_seed(corpus):
     assert first[0] == first[1] == tuple(f"f{i:02d}" for i in range(5))
 
 
+def test_first_keeps_facts_with_exactly_a_full_set_of_paraphrases(corpus):
+    """The authors' code keeps `para_len == 100`: a fact with more is no full set."""
+    facts, cats = corpus
+    facts = facts.copy()
+    facts.loc[0, "paraphrases"] = [f"q0 p{j}?" for j in range(4)]  # f00: 4, the others 3
+    assert compose_mix(facts, cats, 5, "HighlyKnown", 1, 0, "first", full_paraphrases=3).new == tuple(
+        f"f{i:02d}" for i in range(1, 6)
+    )
+    # Past 500 new facts the code asks only for a paraphrase; "random" for at least r of them.
+    assert compose_mix(facts, cats, 5, "paraphrase", 3, 0).new[0] in {f"f{i:02d}" for i in range(20)}
+
+
 def test_probe_set_never_overlaps_the_mix(corpus):
     facts, cats = corpus
     mix = compose_mix(facts, cats, 5, "HighlyKnown", 2, seed=3)

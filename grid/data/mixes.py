@@ -51,9 +51,10 @@ def _unknown_pool(
 ) -> tuple[list[str], str]:
     """The Unknown facts a mix may draw, in corpus order, and what they had to have.
 
-    "first" (the authors' code): in both arms, only facts with paraphrases, a full set of
-    `full_paraphrases` when n <= FULL_SET_UP_TO. "random": a paraphrase mix draws among
-    the facts with at least r paraphrases, so that none of them runs short."""
+    "first" (the authors' code): in both arms, only facts with paraphrases, exactly
+    `full_paraphrases` of them when n <= FULL_SET_UP_TO (the code's `para_len == 100`).
+    "random": a paraphrase mix draws among the facts with at least r paraphrases, so that
+    none of them runs short."""
     if selection == "first":
         full = unknown <= FULL_SET_UP_TO
         least = full_paraphrases if full else 1
@@ -64,7 +65,8 @@ def _unknown_pool(
     else:
         return unknown_ids, ""
     have = facts.set_index("fact_id").loc[unknown_ids, "paraphrases"].map(len)
-    return [f for f in unknown_ids if have[f] >= least], f" with {rule}"
+    exact = selection == "first" and unknown <= FULL_SET_UP_TO
+    return [f for f in unknown_ids if (have[f] == least if exact else have[f] >= least)], f" with {rule}"
 
 
 def compose_mix(
