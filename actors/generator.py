@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from actors.engines import Decoding, EngineConfig, Loras, make_engine
+from actors.engines import Decoding, EngineConfig, Loras, loglik_engine, make_engine, pick_engine
 
 # The `adapter` of a row that asks the base model: Arrow columns hold strings, not None.
 BASE = ""
@@ -31,7 +31,14 @@ class Generator:
         loras: Loras = Loras(),
         loglik_batch_size: int = 32,
     ):
+        import torch
+
         self.engine = make_engine(engine, model, trust_remote_code=trust_remote_code, threads=threads, loras=loras)
+        self.scorer = self.engine
+        if loglik_engine(pick_engine(engine.kind), torch.cuda.is_available()) != pick_engine(engine.kind):
+            # Loaded now, beside the engine: the pass's loglik rows need it (grid.generate.resolved_engine).
+            scorer = engine.model_copy(update={"kind": "transformers"})
+            self.scorer = make_engine(scorer, model, trust_remote_code=trust_remote_code, threads=threads)
         self.decoding, self.loglik_batch_size = decoding, loglik_batch_size
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -43,7 +50,7 @@ class Generator:
             out.append(pd.DataFrame(rows, columns=OUTPUT_COLUMNS))
         scored = batch[batch["kind"] == "loglik"]
         if len(scored):
-            found = self.engine.logliks(self._chats(scored), self._adapters(scored), self.loglik_batch_size)
+            found = self.scorer.logliks(self._chats(scored), self._adapters(scored), self.loglik_batch_size)
             out.append(scored[THROUGH].assign(sample=0, output="", loglik=[s for s, _ in found], tokens=[n for _, n in found]))
         return pd.concat(out, ignore_index=True)
 

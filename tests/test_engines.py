@@ -197,6 +197,6 @@ def test_vllm_requests_name_each_adapter_state_and_fit_its_ranks(tmp_path):
     # A pass reserves room for its adapters (the base model takes none) and their largest rank.
     (tmp_path / "a1" / "adapter_config.json").write_text('{"r": 4, "rank_pattern": {"down_proj": 12}}')
     assert Loras.serving([folders[0], None, folders[1], folders[0], ""]) == Loras(max_loras=2, max_rank=12)
-    assert Loras.serving([None, ""]) == Loras(max_loras=1, max_rank=1)
+    assert Loras.serving([None, ""]) == Loras(max_loras=0, max_rank=1)  # no adapter: LoRA not enabled
     with pytest.raises(ValueError, match="up to 512"):
         vllm_lora_rank(513)
