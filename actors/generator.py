@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from actors.engines import Decoding, EngineConfig, Loras, loglik_engine, make_engine, pick_engine
+from actors.engines import Decoding, EngineConfig, Loras, loglik_engine, make_engine, pick_engine, platform
 
 # The `adapter` of a row that asks the base model: Arrow columns hold strings, not None.
 BASE = ""
@@ -31,11 +31,10 @@ class Generator:
         loras: Loras = Loras(),
         loglik_batch_size: int = 32,
     ):
-        import torch
-
         self.engine = make_engine(engine, model, trust_remote_code=trust_remote_code, threads=threads, loras=loras)
         self.scorer = self.engine
-        if loglik_engine(pick_engine(engine.kind), torch.cuda.is_available()) != pick_engine(engine.kind):
+        found = platform()
+        if loglik_engine(pick_engine(engine.kind, found), found["gpu"]) != pick_engine(engine.kind, found):
             # Loaded now, beside the engine: the pass's loglik rows need it (grid.generate.resolved_engine).
             scorer = engine.model_copy(update={"kind": "transformers"})
             self.scorer = make_engine(scorer, model, trust_remote_code=trust_remote_code, threads=threads)

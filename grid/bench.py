@@ -81,7 +81,8 @@ class BenchConfig(BaseModel):
         return {t: self.num_fewshot.get(t) for t in self.tasks if t not in BUILTIN}
 
 
-# benchmarks.parquet: per model or trial and task, the score on all items and what produced it.
+# benchmarks.parquet: per model or trial and task, the score on all items and what produced it
+# (these columns, and scored_by).
 LOG_COLUMNS = ("task", "score", "adapter", "key", "kind", "count", "lm_eval", "num_fewshot", "limit", "metric", "version")
 
 
@@ -200,6 +201,13 @@ class Keys:
 
     def info(self, adapter: str | None, task: str) -> dict:
         return {"task": task, "model": self.run.model, "adapter": adapter, "key": self.folder(adapter, task).name, **self.specs[task]}
+
+
+def scored_by(info: dict) -> str:
+    """The engine that scored a built-in task (vLLM on CPU hands its chats to the transformers
+    engine: actors.engines.loglik_engine), or lm-eval, which loads its own model."""
+    engine = info.get("engine")
+    return engine.get("logliks", engine["kind"]) if engine else "lm-eval"
 
 
 def _load(folder: Path) -> Measured:
@@ -328,7 +336,7 @@ def bench_trials(run: Run, bench: Bench, results: pd.DataFrame, mixes: dict[str,
     trial_of = dict(zip(finished["adapter"], finished["trial"]))
     log = pd.DataFrame(
         [
-            {"trial": trial_of.get(adapter, "base"), **{c: m.info.get(c) for c in LOG_COLUMNS}}
+            {"trial": trial_of.get(adapter, "base"), **{c: m.info.get(c) for c in LOG_COLUMNS}, "scored_by": scored_by(m.info)}
             for adapter, tasks in measured.items()
             for m in tasks.values()
         ]

@@ -39,7 +39,7 @@ def cmd_facts_paraphrase(args) -> None:
     from grid.cache import storage_cache
     from grid.config import DEFAULT_STORAGE
     from grid.data.facts import read_facts
-    from grid.generate import GeneratorsConfig
+    from grid.generate import GeneratorsConfig, resolved_engine
     from grid.paraphrase import ParaphraseConfig, paraphrase, write_paraphrased
     from grid.runtime import connect
 
@@ -50,6 +50,7 @@ def cmd_facts_paraphrase(args) -> None:
     facts = read_facts(args.facts_path)  # bad input fails here, naming file, row and field, before Ray starts
     connect(args.address)
     workers = GeneratorsConfig(engine={"kind": args.engine})
+    resolved_engine(workers.engine)  # `vllm` without vllm fails here
     result = paraphrase(facts, cfg.model, cfg, workers, args.cache_dir or storage_cache(DEFAULT_STORAGE), cfg.trust_remote_code)
     write_paraphrased(result, args.out)
 
@@ -57,12 +58,14 @@ def cmd_facts_paraphrase(args) -> None:
 def cmd_categorize(args) -> None:
     from analysis.scoring import category_distribution, reference_agreement
     from grid.config import load_config
+    from grid.generate import resolved_engine
     from grid.run import Run
     from grid.runtime import connect, publish
 
     cfg = load_config(args.config)
-    run = Run.open(cfg)
     connect(args.address, min_gpus=args.min_gpus)
+    resolved_engine(cfg.generators.engine)  # `vllm` without vllm fails before the world's build
+    run = Run.open(cfg)
     result = run.categorize_base()
     # Facts with labels (the paper's released Category): how far we reproduce them comes first.
     agreement = reference_agreement(result.categories, run.facts)
@@ -80,12 +83,14 @@ def cmd_categorize(args) -> None:
 def cmd_trials(args) -> None:
     from analysis.verdicts import recommendations
     from grid.config import load_config
+    from grid.generate import resolved_engine
     from grid.pipeline import run_experiment
     from grid.report import describe_recommendation, setting_trials
     from grid.runtime import connect, publish
 
     cfg = load_config(args.config)
     connect(args.address, min_gpus=args.min_gpus)
+    resolved_engine(cfg.generators.engine)  # `vllm` without vllm fails before the world's build
     results = run_experiment(cfg, "search" if args.command == "tune" else "grid", resume=args.resume)
     print(f"{len(results)} trials: {cfg.run_dir / 'results.parquet'}")
     # The report's recommendations, on the numbers re-measured over the whole corpus (not a

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from actors.engines import VLLM_LORA_RANKS
 from actors.trial import LoraSettings
 from analysis.scoring import ScoringConfig
 from grid.bench import BenchConfig
@@ -62,6 +63,16 @@ class ExperimentConfig(BaseModel):
                 "search.objective bench_drop and search.bench_max_drop need the known_mc benchmark: "
                 "set bench.enabled and list known_mc in bench.tasks"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _vllm_ranks(self) -> ExperimentConfig:
+        # Before any training: adapters vLLM cannot serve would fail only at their evaluation.
+        if self.generators.engine.kind == "vllm":
+            widest = VLLM_LORA_RANKS[-1]
+            for key, rank in (("lora.rank", self.lora.rank), ("search.rank", self.search.rank[1])):
+                if rank > widest:
+                    raise ValueError(f"{key}: LoRA rank {rank}, but vLLM (generators.engine.kind) serves ranks up to {widest}")
         return self
 
     @property

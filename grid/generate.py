@@ -6,7 +6,7 @@ several jobs (each row names its adapter and the folder its result goes to): the
 pool, whose actors load the base model once for the whole pass."""
 from __future__ import annotations
 
-import importlib.util
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from actors.engines import DECODER, Decoding, EngineConfig, Loras
+from actors.engines import DECODER, Decoding, EngineConfig, Loras, loglik_engine, pick_engine, platform, vllm_dtype
 from actors.generator import BASE
 
 
@@ -85,24 +85,33 @@ def run_pass(works: list[Work], model: str, decoding: Decoding, cfg: GeneratorsC
         work.finish()
 
 
-def resolved_engine(engine: EngineConfig) -> dict:
-    """The engine kind and dtype the generator actors will use, `auto` resolved as they
-    resolve it (actors.engines.pick_engine: vLLM where there is a GPU and vllm is
-    installed; the transformers engine loads bfloat16 on a GPU, float32 on a CPU; vLLM's
-    `auto` is the model's own dtype, which the model's fingerprint covers), and the
-    transformers engine's DECODER. Read on the driver: the cluster's GPUs, and vllm as
-    installed here (the cluster runs one image)."""
+@functools.cache
+def actors_platform() -> dict:
+    """actors.engines.platform() where the generator actors run: one small Ray task with a
+    sliver of an actor's resources. On a cluster that is a GPU worker (the head installs
+    no vllm or CUDA torch, cluster.yaml); locally, this machine. Asked once per process."""
     import ray
 
     gpus = ray.cluster_resources().get("GPU", 0) > 0
-    kind = engine.kind
-    if kind == "auto":
-        kind = "vllm" if gpus and importlib.util.find_spec("vllm") is not None else "transformers"
-    dtype = engine.dtype
+    task = ray.remote(platform).options(num_gpus=0.01 if gpus else 0, num_cpus=0)
+    return ray.get(task.remote())
+
+
+def resolved_engine(engine: EngineConfig) -> dict:
+    """The engine kind and dtype the generator actors will use, `auto` resolved as they
+    resolve it (actors.engines.pick_engine, on their platform; `vllm` where they have no vllm
+    fails here, before any job), for cache keys. The transformers engine loads bfloat16 on a
+    GPU, float32 on a CPU, and its DECODER counts; vLLM's `auto` is the model's own dtype on a
+    GPU (the model's fingerprint covers it) and float32 on CPU, its version counts, and so does the engine that
+    scores chats (`logliks`: actors.engines.loglik_engine)."""
+    found = actors_platform()
+    kind = pick_engine(engine.kind, found)
     if kind == "vllm":
-        return {"kind": kind, "dtype": dtype}
+        dtype = vllm_dtype(engine.dtype, found["gpu"])
+        return {"kind": kind, "dtype": dtype, "version": found["vllm"], "logliks": loglik_engine(kind, found["gpu"])}
+    dtype = engine.dtype
     if dtype == "auto":
-        dtype = "bfloat16" if gpus else "float32"
+        dtype = "bfloat16" if found["gpu"] else "float32"
     return {"kind": kind, "dtype": dtype, "decoder": DECODER}
 
 
@@ -138,6 +147,9 @@ def generate_shards(
 
     from actors.generator import Generator
 
+    loras = Loras.serving(table["adapter"])
+    if resolved_engine(cfg.engine)["kind"] == "vllm":
+        loras.vllm_rank()  # an adapter vLLM cannot serve fails here, named, before the job
     cpus, gpus = ray.cluster_resources().get("CPU", 1), ray.cluster_resources().get("GPU", 0)
     on_gpu = gpus > 0  # the actor then picks its engine (`auto`: vLLM if installed) on the GPU
     if on_gpu:
@@ -158,7 +170,7 @@ def generate_shards(
             decoding=decoding,
             trust_remote_code=trust_remote_code,
             threads=None if on_gpu else cfg.threads_per_actor,
-            loras=Loras.serving(table["adapter"]),
+            loras=loras,
             loglik_batch_size=loglik_batch_size,
         ),
         batch_size=per_batch,

