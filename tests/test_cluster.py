@@ -53,8 +53,23 @@ def test_aws_cluster_is_a_cpu_head_and_autoscaling_one_gpu_workers_at_the_pinned
     assert gpu["resources"]["GPU"] == 1 and gpu["max_workers"] > gpu["min_workers"] >= 1
     assert startup_gpus(cluster) == gpu["min_workers"]
     pinned = re.search(r'"ray\[[a-z,]+\]==([0-9.]+)"', (PROJECT / "pyproject.toml").read_text()).group(1)
-    assert cluster["docker"]["image"].startswith(f"rayproject/ray:{pinned}-")
-    assert any("[gpu,bench]" in command for command in cluster["setup_commands"])
+    docker = cluster["docker"]
+    assert docker["head_image"] == f"rayproject/ray:{pinned}-py311" and docker["worker_image"] == f"rayproject/ray:{pinned}-py311-gpu"
+    # The head runs the driver: the CPU build of torch, no vLLM; the GPU workers the gpu extra.
+    head, workers = " ".join(cluster["head_setup_commands"]), " ".join(cluster["worker_setup_commands"])
+    assert "whl/cpu" in head and "[gpu" not in head and "vllm" not in head
+    assert "[gpu,bench]" in workers
+
+
+@pytest.mark.parametrize("path", [CLUSTER, LOCAL_CLUSTER], ids=["aws", "local"])
+def test_config_keys_the_cluster_files_name_exist(path):
+    from grid.config import ExperimentConfig
+
+    named = set(re.findall(r"\b((?:generators|resources|lora|grid|prompts|bench)\.[a-z_]+)", path.read_text()))
+    assert named or path == LOCAL_CLUSTER
+    for key in named:
+        section, field = key.split(".")
+        assert field in type(getattr(ExperimentConfig.model_fields[section], "default")).model_fields, f"{path.name} names {key}"
 
 
 def _variant(tmp_path, change) -> Path:
