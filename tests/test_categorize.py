@@ -141,3 +141,16 @@ def test_adapters_share_a_pass_and_keep_their_own_keys(first, tmp_path, monkeypa
     assert len(passes) == 1 and set(passes[0]["adapter"]) == {adapters[0]}
     assert not set(passes[0]["fact_id"]) & set(half) and len(passes[0]) == len(base.generations) - len(half) * cfg.prompts.sets
     pd.testing.assert_frame_equal(again[adapters[0]].categories, found[adapters[0]].categories)
+
+
+def test_engine_vllm_without_vllm_fails_in_one_line_before_any_job(ray_runtime, tiny_config, tmp_path, monkeypatch, capsys):
+    import grid.generate
+    from grid.cli import main
+
+    # The generator actors' platform as a machine without vllm reports it (grid.generate.actors_platform).
+    monkeypatch.setattr(grid.generate, "actors_platform", lambda: {"gpu": False, "vllm": None})
+    path = tiny_config("no-vllm", storage=str(tmp_path), generators={"engine": {"kind": "vllm"}})
+    assert main(["categorize", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "vllm is not installed" in err and "scripts/install_vllm_cpu.sh" in err
+    assert not (tmp_path / "no-vllm").exists()  # nothing was built or written
