@@ -22,7 +22,7 @@ import yaml
 
 from analysis import figures
 from analysis.benchmarks import bench_tasks
-from analysis.findings import Finding, check_findings, findings_json
+from analysis.findings import ALPHA, MIN_PAIRS, TEST, Finding, check_findings, findings_json
 from analysis.tables import TABLES, cell, control_once, mix_label, number, page_cells, setting_columns, to_markdown
 from analysis.verdicts import PARETO_SHIFT, recommendations
 
@@ -55,10 +55,10 @@ td,th{border:1px solid #d0d7de;padding:2px 6px} th{background:#f6f8fa;vertical-a
 td{text-align:right;font-variant-numeric:tabular-nums} td.text{text-align:left;white-space:nowrap}
 td .range{color:#59636e;white-space:nowrap}
 ul.found{list-style:none;padding:0} ul.found li{margin:.5em 0;display:grid;grid-template-columns:max-content 1fr;column-gap:.8em}
-.verdict{align-self:start;width:8.5em;text-align:center;border-radius:1em;margin-top:.15em;
+.verdict{align-self:start;width:9.5em;text-align:center;border-radius:1em;margin-top:.15em;
   font-size:small;font-weight:600;color:#fff;white-space:nowrap}
 .holds{background:#1a7f37} .contradicted{background:#cf222e} .within-spread{background:#9a6700}
-.not-measured,.not-seen{background:#6e7781}
+.needs-more-seeds,.not-measured,.not-seen{background:#6e7781}
 .evidence{display:block;color:#59636e;font-size:small}
 ul.switches{columns:3;font-size:small} code{overflow-wrap:anywhere}
 img{max-width:100%}
@@ -164,8 +164,10 @@ def _findings(findings: list[Finding]) -> list[str]:
     ]
     return [
         "<h2>What this run found</h2>",
-        '<p class="note">The paper\'s findings, checked on this run\'s trials (<a href="findings.json">findings.json</a>): '
-        "holds or contradicted where the seeds' ranges do not overlap, within spread where they do.</p>",
+        '<p class="note">The paper\'s findings, checked on this run\'s trials (<a href="findings.json">findings.json</a>) '
+        f"by a test on trials paired by seed, pooled over unknown counts and arms ({TEST}): holds or contradicted "
+        f"where its p-value one way is at most {ALPHA}, within spread where neither is, needs more seeds where it "
+        f"has fewer than {MIN_PAIRS} pairs, too few for any outcome to reach {ALPHA}.</p>",
         '<ul class="found">',
         *items,
         "</ul>",
@@ -231,7 +233,7 @@ def build_report(run_dir: str | Path) -> Path:
         (report / sub).mkdir(parents=True, exist_ok=True)
 
     cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
-    findings = check_findings(results)
+    findings = check_findings(results, cfg.get("scoring", {}).get("match", "corrected"))
     (report / "findings.json").write_text(json.dumps(findings_json(findings), indent=2) + "\n")
     failed = int(results["error"].notna().sum()) if "error" in results.columns else 0
     protocol = protocol_line(cfg)
