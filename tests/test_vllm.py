@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from actors.engines import Decoding, EngineConfig, Loras, TransformersEngine, make_engine
-from grid.data.facts import read_facts
-from grid.data.prompts import PromptConfig, build_prompts, with_answer
-from test_engines import save_adapter
+from grid.data.prompts import with_answer
+from test_engines import save_adapter, world_prompts
 
 pytestmark = [
     pytest.mark.vllm,
@@ -23,9 +22,7 @@ LOGLIK_TOLERANCE = 1e-4
 
 @pytest.fixture(scope="module")
 def prompts(tiny_world):
-    facts = read_facts(tiny_world / "facts.parquet").head(40)
-    table = build_prompts(facts, read_facts(tiny_world / "exemplars.parquet"), PromptConfig(sets=4))
-    return list(table["messages"])
+    return world_prompts(tiny_world, 40, 4)
 
 
 @pytest.fixture(scope="module")
