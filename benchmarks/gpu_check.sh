@@ -6,10 +6,12 @@
 #   the device tool: run(command="bash benchmarks/gpu_check.sh", carry=[".wheels"], timeout_s=600)
 #   then, here:      python benchmarks/gpu_check.py --docs FETCHED/gpu_check.json
 #
-# The wheels go to a folder of their own, first on PYTHONPATH, so that transformers 5.24
-# shadows the image's 5.17. The project itself is on PYTHONPATH rather than pip-installed:
-# offline, `pip install -e .` would need setuptools from PyPI for its build. Ray's workers
-# inherit the variable.
+# The wheels go to a folder of their own, first on PYTHONPATH, so that they shadow whatever
+# version of them the image holds; transformers is the image's own (5.17, inside
+# pyproject.toml's range; gpu_check.py's engine_problem says so if it ever is not). The
+# project itself is on PYTHONPATH rather than pip-installed: offline, `pip install -e .`
+# would need setuptools from PyPI for its build. Ray's workers inherit the variable. The
+# image has no vllm (too big to carry), so the check's part (e) is skipped there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SITE=/tmp/kgrid-site

