@@ -34,7 +34,8 @@ class Generator:
         self.engine = make_engine(engine, model, trust_remote_code=trust_remote_code, threads=threads, loras=loras)
         self.scorer = self.engine
         found = platform()
-        if loglik_engine(pick_engine(engine.kind, found), found["gpu"]) != pick_engine(engine.kind, found):
+        kind = pick_engine(engine.kind, found)
+        if loglik_engine(kind, found["gpu"]) != kind:
             # Loaded now, beside the engine: the pass's loglik rows need it (grid.generate.resolved_engine).
             scorer = engine.model_copy(update={"kind": "transformers"})
             self.scorer = make_engine(scorer, model, trust_remote_code=trust_remote_code, threads=threads)
