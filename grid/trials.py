@@ -38,6 +38,11 @@ Mode = Literal["grid", "search"]
 EPOCH0_FILE = "epoch0_categories.parquet"
 # In every checkpoint: the trial's mix (fact_id, role), as the trial composed it.
 MIX_FILE = "mix.parquet"
+# How often (seconds) Tune snapshots which trials exist and their last checkpoint; --resume
+# starts from the last snapshot. Tune's own default is every 10 s or more, so a kill could
+# lose trials that started or finished just before it (retrained from scratch, in a new
+# folder). TUNE_GLOBAL_CHECKPOINT_S, where set, wins. Its cost: docs/performance.md.
+SNAPSHOT_S = "1"
 
 
 class GridConfig(BaseModel):
@@ -261,6 +266,7 @@ def make_tuner(ctx: TrialContext, mode: Mode, resume: bool = False, callbacks: l
         tune.with_parameters(run_trial, ctx=ctx), {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
     )
     path = f"{storage}/tune"
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SNAPSHOT_S)  # read by Tune's controller in fit()
     if resume:
         if not tune.Tuner.can_restore(path):
             raise FileNotFoundError(f"{path}: no experiment to resume")
