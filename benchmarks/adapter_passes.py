@@ -31,7 +31,8 @@ os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
 import actors.engines as engines  # noqa: E402
 from docs_page import emit  # noqa: E402  (benchmarks/docs_page.py, beside this script)
-from grid.bench import builtin_work, measure, prepare  # noqa: E402
+from grid.bench import BuiltinScoring, Keys, measure, prepare  # noqa: E402
+from grid.categorize import categorize  # noqa: E402
 from grid.config import load_config  # noqa: E402
 from grid.run import Run  # noqa: E402
 from grid.runtime import connect  # noqa: E402
@@ -47,7 +48,7 @@ def emptied(run: Run, per_pass: int) -> Run:
 def evaluate(run: Run, adapters: list[str], per_pass: int) -> tuple[float, dict]:
     timed = emptied(run, per_pass)
     start = time.perf_counter()
-    found = timed.categorize_adapters(adapters)
+    found = categorize(timed.categorizer, timed.pool, adapters)
     return time.perf_counter() - start, {a: c.generations for a, c in found.items()}
 
 
@@ -70,7 +71,8 @@ def beside(run: Run, adapters: list[str], bench, together: bool) -> tuple[float,
     timed = emptied(run, len(adapters))
     start = time.perf_counter()
     models = [None, *adapters]
-    timed.categorize_adapters(adapters, alongside=builtin_work(timed, bench, models) if together else None)
+    scoring = [BuiltinScoring(bench, Keys.of(timed, bench))] if together else []
+    timed.pool.run([timed.categorizer, *scoring], models)
     found = measure(timed, models, bench)
     return time.perf_counter() - start, {(a, t): m.info["score"] for a, tasks in found.items() for t, m in tasks.items()}
 

@@ -22,8 +22,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
-from grid.categorize import categorize  # noqa: E402
-from grid.generate import GeneratorsConfig  # noqa: E402
+from grid.categorize import Categorizer, categorize  # noqa: E402
+from analysis.scoring import ScoringConfig  # noqa: E402
+from grid.generate import GeneratorsConfig, Pool  # noqa: E402
 from docs_page import emit  # noqa: E402  (benchmarks/docs_page.py, beside this script)
 from grid.data.facts import read_facts  # noqa: E402
 from grid.data.prompts import PromptConfig, build_prompts  # noqa: E402
@@ -69,7 +70,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as cache:
             t0 = time.perf_counter()
             workers = GeneratorsConfig(engine={"kind": kind})
-            result = categorize(facts, exemplars, str(world), prompts, workers, cache, progress=False)[None]
+            pool = Pool(str(world), workers, progress=False)
+            result = categorize(Categorizer(facts, exemplars, prompts, ScoringConfig(), pool, cache), pool)[None]
             seconds = time.perf_counter() - t0
         both = table.assign(baseline=base_answers).merge(result.generations, on=["fact_id", "prompt_set"])
         timed[kind] = seconds, (both["baseline"] == both["output"]).mean()

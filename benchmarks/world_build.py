@@ -23,11 +23,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from analysis.scoring import ScoringConfig
 from grid.cache import cache_root
-from grid.categorize import categorize
+from grid.categorize import Categorizer, categorize
 from grid.data.facts import read_facts
 from grid.data.prompts import PromptConfig
-from grid.generate import GeneratorsConfig
+from grid.generate import GeneratorsConfig, Pool
 from grid.runtime import connect
 from grid.world.graph import build_world
 
@@ -43,7 +44,8 @@ def measure(size: str, seed: int) -> dict:
         mb = sum(f.stat().st_size for f in world.iterdir()) / 2**20
         facts, exemplars = read_facts(world / "facts.parquet"), read_facts(world / "exemplars.parquet")
         start = time.perf_counter()
-        cats = categorize(facts, exemplars, str(world), PromptConfig(), GeneratorsConfig(), cache)[None].categories
+        pool = Pool(str(world), GeneratorsConfig())
+        cats = categorize(Categorizer(facts, exemplars, PromptConfig(), ScoringConfig(), pool, cache), pool)[None].categories
         eval_s = time.perf_counter() - start
         exposure = pd.read_parquet(world / "exposure.parquet")[["fact_id", "exposure"]]
         cats = cats.merge(facts[["fact_id", "popularity"]], on="fact_id").merge(exposure, on="fact_id")

@@ -42,13 +42,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.engines import Decoding, Engine
+from actors.engines import Engine
 from analysis.benchmarks import AGGREGATE, bench_record, held_out, mc_accuracy
 from analysis.scoring import HIGHLY_KNOWN, is_correct
 from analysis.trial_analysis import merge_records
 from grid.cache import digest, path_fingerprint
 from grid.data.prompts import PromptConfig, build_prompts, fact_rng, with_answer
-from grid.generate import LOGLIK_COLUMNS, PASS_COLUMNS, Work, pass_rows, read_shards, resolved_engine, run_pass
+from grid.generate import LOGLIK_COLUMNS, PASS_COLUMNS, Work, pass_rows, read_shards, resolved_engine
 
 if TYPE_CHECKING:
     from grid.run import Run
@@ -223,42 +223,55 @@ def _store(folder: Path, measured: Measured) -> None:
     (folder / "result.json").write_text(json.dumps(measured.info, indent=1, default=str))
 
 
-def builtin_work(run: Run, bench: Bench, adapters: list[str | None]) -> Work:
-    """The rows that score the built-in tasks that each of `adapters` (None: the base model)
-    lacks in the cache, as "loglik" rows of a generator pass (grid/generate.py), but those a
-    killed pass already scored; finished, each (adapter, task)'s items.parquet and
-    result.json. evaluate_trials adds it to the pass that categorizes the same adapters."""
-    keys = Keys.of(run, bench)
-    rows, todo = [], []
-    for adapter in dict.fromkeys(adapters):
-        for task in (t for t in bench.cfg.tasks if t in BUILTIN):
-            folder = keys.folder(adapter, task)
-            if (folder / "result.json").exists():
-                continue
-            shards = folder / "shards"
-            shards.mkdir(parents=True, exist_ok=True)
-            done = set(read_shards(shards, LOGLIK_COLUMNS)["item"])
-            items = bench.items[task].assign(item=range(len(bench.items[task])), messages=bench.items[task]["chat"])
-            rows.append(pass_rows(shards, adapter, "loglik", items[~items["item"].isin(done)]))
-            todo.append((adapter, task, folder))
+@dataclass
+class BuiltinScoring:
+    """The built-in tasks as a job of the generator pool (grid/generate.py Job): "loglik"
+    rows for each (adapter, task) the cache lacks; finished, its items.parquet and result.json.
+    evaluate_trials runs it in the pass that categorizes the same adapters."""
 
-    def finish() -> None:
-        for adapter, task, folder in todo:
-            scored = read_shards(folder / "shards", LOGLIK_COLUMNS).drop_duplicates("item").set_index("item")
-            items = bench.items[task]
-            if len(scored) != len(items):
-                raise RuntimeError(f"{folder}/shards: {len(scored)} of {task}'s {len(items)} items scored after the pass")
-            scored = scored.loc[range(len(items))]
-            items = items.assign(loglik=scored["loglik"].to_numpy(), tokens=scored["tokens"].to_numpy())
-            _store(folder, Measured({**keys.info(adapter, task), "score": AGGREGATE[task](items)}, items))
+    bench: Bench
+    keys: Keys
 
-    return Work(pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=PASS_COLUMNS), finish, bench.cfg.batch_size)
+    def tasks(self) -> list[str]:
+        return [t for t in self.bench.cfg.tasks if t in BUILTIN]
+
+    def missing(self, adapters: list[str | None]) -> list[str | None]:
+        return [a for a in adapters if any(not (self.keys.folder(a, t) / "result.json").exists() for t in self.tasks())]
+
+    def work(self, adapters: list[str | None]) -> Work:
+        """The rows of the (adapter, task) pairs not in the cache, but those a killed pass already scored."""
+        bench, keys = self.bench, self.keys
+        rows, todo = [], []
+        for adapter in dict.fromkeys(adapters):
+            for task in self.tasks():
+                folder = keys.folder(adapter, task)
+                if (folder / "result.json").exists():
+                    continue
+                shards = folder / "shards"
+                shards.mkdir(parents=True, exist_ok=True)
+                done = set(read_shards(shards, LOGLIK_COLUMNS)["item"])
+                items = bench.items[task].assign(item=range(len(bench.items[task])), messages=bench.items[task]["chat"])
+                rows.append(pass_rows(shards, adapter, "loglik", items[~items["item"].isin(done)]))
+                todo.append((adapter, task, folder))
+
+        def finish() -> None:
+            for adapter, task, folder in todo:
+                scored = read_shards(folder / "shards", LOGLIK_COLUMNS).drop_duplicates("item").set_index("item")
+                items = bench.items[task]
+                if len(scored) != len(items):
+                    raise RuntimeError(f"{folder}/shards: {len(scored)} of {task}'s {len(items)} items scored after the pass")
+                scored = scored.loc[range(len(items))]
+                items = items.assign(loglik=scored["loglik"].to_numpy(), tokens=scored["tokens"].to_numpy())
+                _store(folder, Measured({**keys.info(adapter, task), "score": AGGREGATE[task](items)}, items))
+
+        table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=PASS_COLUMNS)
+        return Work(table, finish, "benchmarks", loglik_batch_size=bench.cfg.batch_size)
 
 
 def measure(run: Run, adapters: list[str | None], bench: Bench) -> dict[str | None, dict[str, Measured]]:
     """adapter (None: the base model) -> task -> its result. What the cache lacks is computed
     where the cluster has GPUs, if it has any: the built-in tasks by the generator pool
-    (builtin_work), `generators.adapters_per_pass` models per pass; lm-eval tasks one Ray
+    (BuiltinScoring), `generators.adapters_per_pass` adapters per pass; lm-eval tasks one Ray
     task per model (the harness loads its own model, so a group would save nothing, and a
     kill would lose the whole group's GPU-hours). Results are written to the cache by the
     driver, so a cluster's workers need no shared disk."""
@@ -266,11 +279,9 @@ def measure(run: Run, adapters: list[str | None], bench: Bench) -> dict[str | No
 
     from actors.harness import run_lm_eval
 
-    cfg, keys, per_pass = bench.cfg, Keys.of(run, bench), run.cfg.generators.adapters_per_pass
+    cfg, keys = bench.cfg, Keys.of(run, bench)
     adapters = list(dict.fromkeys(adapters))
-    for start in range(0, len(adapters), per_pass):
-        work = builtin_work(run, bench, adapters[start : start + per_pass])
-        run_pass([work], run.model, Decoding(), run.cfg.generators, run.trust_remote_code, run.progress, "benchmarks")
+    run.pool.run([BuiltinScoring(bench, keys)], adapters)
     out: dict[str | None, dict[str, Measured]] = {}
     pending = {}
     gpus = ray.cluster_resources().get("GPU", 0)

@@ -24,17 +24,7 @@ from actors.engines import Decoding
 from analysis.scoring import ScoringConfig, categories_from_scores, score_generations
 from grid.cache import digest, frame_fingerprint, path_fingerprint
 from grid.data.prompts import PromptConfig, build_prompts, protocol_key
-from grid.generate import (
-    GENERATION_COLUMNS,
-    PASS_COLUMNS,
-    GeneratorsConfig,
-    Work,
-    finished_facts,
-    pass_rows,
-    read_shards,
-    resolved_engine,
-    run_pass,
-)
+from grid.generate import GENERATION_COLUMNS, PASS_COLUMNS, Pool, Work, finished_facts, pass_rows, read_shards, resolved_engine
 
 
 @dataclass
@@ -65,70 +55,71 @@ def categorization_key(
     )
 
 
-def categorize(
-    facts: pd.DataFrame,
-    exemplars: pd.DataFrame,
-    model: str,
-    prompts: PromptConfig,
-    cfg: GeneratorsConfig,
-    cache: str | Path,
-    adapters: tuple[str | None, ...] | list[str | None] = (None,),
-    trust_remote_code: bool = False,
-    progress: bool = True,
-    scoring: ScoringConfig = ScoringConfig(),
-    alongside: Work | None = None,
-) -> dict[str | None, Categorization]:
-    """Every fact's answers for the model with each of `adapters` loaded (None: the base
-    model alone), generated or read from the cache, scored with `scoring` and categorized;
-    each adapter is cached under its own key. What the cache lacks is generated in passes
-    of `cfg.adapters_per_pass` adapters: one Ray Data job per pass, whose actors load the
-    base model once and answer every adapter's prompts. `alongside`: another job's rows
-    (the benchmarks' chats of the same adapters) that join the first pass, so the actors
-    that hold an adapter also score it; its own pass if nothing is missing."""
-    engine = resolved_engine(cfg.engine)
-    folders = {
-        a: Path(cache) / "categorize" / categorization_key(model, a, facts, exemplars, prompts, engine)
-        for a in dict.fromkeys(adapters)
-    }
-    cached = {a for a, folder in folders.items() if (folder / "generations.parquet").exists()}
-    missing = [a for a in folders if a not in cached]
-    groups = [missing[i : i + cfg.adapters_per_pass] for i in range(0, len(missing), cfg.adapters_per_pass)]
-    meta = {"model": model, "facts": len(facts), "prompts": prompts.model_dump(), "engine": engine}
-    decoding = Decoding(prompts.max_new_tokens, prompts.samples, prompts.temperature, prompts.top_k, prompts.seed)
-    for n, group in enumerate(groups or ([[]] if alongside else [])):
-        works = [generation_work(facts, exemplars, prompts, {a: folders[a] for a in group}, meta)]
-        works += [alongside] if alongside and n == 0 else []
-        desc = "categorize" if group == [None] else f"categorize {len(group)} adapters" if group else "benchmarks"
-        run_pass(works, model, decoding, cfg, trust_remote_code, progress, desc)
-    out = {}
-    for adapter, folder in folders.items():
-        gens = score_generations(pd.read_parquet(folder / "generations.parquet"), facts, scoring.match)
-        out[adapter] = Categorization(gens, categories_from_scores(gens), folder.name, adapter in cached)
-    return out
+class Categorizer:
+    """The categorization job (grid/generate.py Job): where each adapter's raw generations
+    are cached, the rows a pass still needs for them, and their scored categories."""
 
+    def __init__(self, facts, exemplars, prompts: PromptConfig, scoring: ScoringConfig, pool: Pool, cache: str | Path):
+        self.facts, self.exemplars, self.prompts, self.scoring = facts, exemplars, prompts, scoring
+        self.engine = resolved_engine(pool.cfg.engine)
+        self.model, self.cache = pool.model, Path(cache)
+        self.folders: dict[str | None, Path] = {}
+        self.meta = {"model": pool.model, "facts": len(facts), "prompts": prompts.model_dump(), "engine": self.engine}
+        self.decoding = Decoding(prompts.max_new_tokens, prompts.samples, prompts.temperature, prompts.top_k, prompts.seed)
 
-def generation_work(facts, exemplars, prompts: PromptConfig, folders: dict[str | None, Path], meta: dict) -> Work:
-    """The rows that generate every fact's answers for each adapter of `folders` (adapter ->
-    its key's folder), but those of facts whose shards are all there (a killed pass
-    resumes); finished, each adapter's generations.parquet, which marks its key finished,
-    and beside it `meta` (what the key stands for, readable) as meta.json."""
-    per_fact = prompts.sets * (1 + prompts.samples)
-    table = build_prompts(facts, exemplars, prompts)  # the same prompts for every adapter
-    rows = []
-    for adapter, folder in folders.items():
-        shards = folder / "shards"
-        shards.mkdir(parents=True, exist_ok=True)
-        done = finished_facts(read_shards(shards), per_fact)
-        rows.append(pass_rows(shards, adapter, "answer", table[~table["fact_id"].isin(done)]))
+    def folder(self, adapter: str | None) -> Path:
+        if adapter not in self.folders:  # a key hashes the model's and the adapter's files: once each
+            key = categorization_key(self.model, adapter, self.facts, self.exemplars, self.prompts, self.engine)
+            self.folders[adapter] = self.cache / "categorize" / key
+        return self.folders[adapter]
 
-    def finish() -> None:
+    def missing(self, adapters: list[str | None]) -> list[str | None]:
+        return [a for a in adapters if not (self.folder(a) / "generations.parquet").exists()]
+
+    def work(self, adapters: list[str | None]) -> Work:
+        """The rows that generate every fact's answers for each of `adapters` the cache
+        lacks, but those of facts whose shards are all there (a killed pass resumes);
+        finished, each adapter's generations.parquet, which marks its key finished, and
+        beside it what the key stands for, readable, as meta.json."""
+        folders = {a: self.folder(a) for a in self.missing(adapters)}
+        prompts = self.prompts
+        per_fact = prompts.sets * (1 + prompts.samples)
+        table = build_prompts(self.facts, self.exemplars, prompts)  # the same prompts for every adapter
+        rows = []
         for adapter, folder in folders.items():
-            gens = read_shards(folder / "shards").drop_duplicates(["fact_id", "prompt_set", "sample"])
-            gens = gens.sort_values(["fact_id", "prompt_set", "sample"], ignore_index=True)[GENERATION_COLUMNS]
-            (folder / "meta.json").write_text(json.dumps({**meta, "adapter": adapter}, indent=1))
-            # Written last, and renamed into place: its presence marks the key as finished, so a
-            # kill mid-write must not leave a half file under that name.
-            gens.to_parquet(folder / "generations.parquet.tmp", index=False)
-            (folder / "generations.parquet.tmp").replace(folder / "generations.parquet")
+            shards = folder / "shards"
+            shards.mkdir(parents=True, exist_ok=True)
+            done = finished_facts(read_shards(shards), per_fact)
+            rows.append(pass_rows(shards, adapter, "answer", table[~table["fact_id"].isin(done)]))
 
-    return Work(pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=PASS_COLUMNS), finish)
+        def finish() -> None:
+            for adapter, folder in folders.items():
+                gens = read_shards(folder / "shards").drop_duplicates(["fact_id", "prompt_set", "sample"])
+                gens = gens.sort_values(["fact_id", "prompt_set", "sample"], ignore_index=True)[GENERATION_COLUMNS]
+                (folder / "meta.json").write_text(json.dumps({**self.meta, "adapter": adapter}, indent=1))
+                # Written last, and renamed into place: its presence marks the key as finished, so a
+                # kill mid-write must not leave a half file under that name.
+                gens.to_parquet(folder / "generations.parquet.tmp", index=False)
+                (folder / "generations.parquet.tmp").replace(folder / "generations.parquet")
+
+        table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=PASS_COLUMNS)
+        return Work(table, finish, "categorize", self.decoding)
+
+    def read(self, adapters: list[str | None], cached: set = frozenset()) -> dict[str | None, Categorization]:
+        """Each adapter's generations, scored with `scoring` and categorized (`cached`: those
+        that the cache held before the pass)."""
+        out = {}
+        for adapter in dict.fromkeys(adapters):
+            folder = self.folder(adapter)
+            gens = score_generations(pd.read_parquet(folder / "generations.parquet"), self.facts, self.scoring.match)
+            out[adapter] = Categorization(gens, categories_from_scores(gens), folder.name, adapter in cached)
+        return out
+
+
+def categorize(job: Categorizer, pool: Pool, adapters: tuple[str | None, ...] | list[str | None] = (None,)) -> dict[str | None, Categorization]:
+    """Every fact's answers for the model with each of `adapters` loaded (None: the base
+    model alone), read from the cache or generated in passes of the pool, scored and
+    categorized; each adapter is cached under its own key."""
+    cached = set(adapters) - set(job.missing(adapters))
+    pool.run([job], adapters)
+    return job.read(adapters, cached)

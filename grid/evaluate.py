@@ -1,6 +1,6 @@
 """After the trials: every finished adapter re-categorizes the whole corpus, several adapters
 per pass of one generator pool (`generators.adapters_per_pass`), and the same pass scores
-their built-in benchmarks (grid/bench.py builtin_work); each adapter's answers are
+their built-in benchmarks (grid/bench.py BuiltinScoring); each adapter's answers are
 checked against the base model's (analysis/verdicts.py changed_answers: an engine that
 dropped the adapter fails the run); then one Ray task per trial turns the two
 categorizations into findings (analysis/trial_analysis.py).
@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.trial_analysis import analyze_trial, merge_records
 from analysis.verdicts import changed_answers
-from grid.bench import Bench, builtin_work
+from grid.bench import Bench, BuiltinScoring, Keys
 from grid.categorize import Categorization
 from grid.trials import Trials
 
@@ -47,17 +47,16 @@ def evaluate_trials(run: Run, base: Categorization, trials: Trials, bench: Bench
 
     results = trials.results
     finished = results[results["adapter"].notna() & results["error"].isna()]
-    per_pass = run.cfg.generators.adapters_per_pass
+    trial_of = dict(zip(finished["adapter"], finished.itertuples()))
+    categorizer = run.categorizer
+    # The built-in benchmarks of the same adapters (and the base model's) are scored in the
+    # same passes, by the actors that hold each adapter.
+    jobs = [categorizer] + ([BuiltinScoring(bench, Keys.of(run, bench))] if bench else [])
     pending = {}
-    for start in range(0, len(finished), per_pass):
-        chunk = finished.iloc[start : start + per_pass]
-        adapters = list(chunk["adapter"])
-        # The built-in benchmarks of the same adapters (and, once, the base model's) are
-        # scored in the same pass, by the actors that hold each adapter.
-        scored = builtin_work(run, bench, ([None] if start == 0 else []) + adapters) if bench else None
-        adapted = run.categorize_adapters(adapters, alongside=scored)
-        for trial in chunk.itertuples():
-            found = adapted[trial.adapter]
+    for ready in run.pool.passes(jobs, [None, *trial_of]):
+        adapted = categorizer.read([a for a in ready if a is not None])
+        for adapter, found in adapted.items():
+            trial = trial_of[adapter]
             mix = trials.mixes[trial.trial]
             new = set(mix.loc[mix["role"] == "new", "fact_id"])
             changed_answers(trial.trial, found.generations, base.generations, new, trial.last_epoch_reliability)

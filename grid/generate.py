@@ -10,7 +10,7 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,17 +72,76 @@ class Work:
 
     table: pd.DataFrame
     finish: Callable[[], None]
+    name: str  # for the pass's progress bar
+    decoding: Decoding | None = None  # how its "answer" rows decode; None: it has none
     loglik_batch_size: int = 32  # chats per forward for its "loglik" rows
 
 
-def run_pass(works: list[Work], model: str, decoding: Decoding, cfg: GeneratorsConfig, trust_remote_code, progress, desc) -> None:
-    """The rows of several jobs in one pass of the pool (generate_shards), then each job finished."""
-    tables = [w.table for w in works if len(w.table)]
-    if tables:
-        batch = min(w.loglik_batch_size for w in works)
-        generate_shards(pd.concat(tables, ignore_index=True), model, decoding, cfg, trust_remote_code, progress, desc, batch)
-    for work in works:
-        work.finish()
+class Job(Protocol):
+    """A job that runs on the pool: it knows which adapters (None: the base model) still lack
+    its results, and makes the rows that give them their results."""
+
+    def missing(self, adapters: list[str | None]) -> list[str | None]: ...
+
+    def work(self, adapters: list[str | None]) -> Work: ...
+
+
+def cut_passes(adapters: list[str | None], per_pass: int) -> list[list[str | None]]:
+    """`adapters` in passes of `per_pass` LoRA adapters (what vLLM reserves memory for); the
+    base model (None) takes no adapter's place and rides in the first pass."""
+    loras = [a for a in dict.fromkeys(adapters) if a is not None]
+    groups = [loras[i : i + per_pass] for i in range(0, len(loras), per_pass)] or [[]]
+    if None in adapters:
+        groups[0] = [None, *groups[0]]
+    return [g for g in groups if g]
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The generator pool of a run: the model its actors load (once per pass) and their settings."""
+
+    model: str
+    cfg: GeneratorsConfig
+    trust_remote_code: bool = False
+    progress: bool = True
+
+    def passes(self, jobs: list[Job], adapters: list[str | None]) -> Iterator[list[str | None]]:
+        """Every job's rows for `adapters` in passes (cut_passes, of the adapters some job
+        lacks), one Ray Data job each; yields the adapters whose results are all on disk:
+        first those that lacked nothing, then each pass's once it is finished."""
+        adapters = list(dict.fromkeys(adapters))
+        lacking = set().union(*(job.missing(adapters) for job in jobs))
+        if ready := [a for a in adapters if a not in lacking]:
+            yield ready
+        for group in cut_passes([a for a in adapters if a in lacking], self.cfg.adapters_per_pass):
+            self.run_pass([job.work(group) for job in jobs], sum(a is not None for a in group))
+            yield group
+
+    def run(self, jobs: list[Job], adapters: list[str | None]) -> None:
+        """`passes`, when nothing is to be done between them."""
+        for _ in self.passes(jobs, adapters):
+            pass
+
+    def run_pass(self, works: list[Work], loras: int = 0) -> None:
+        """The rows of several jobs in one pass of the pool (generate_shards), then each job finished."""
+        works_with_rows = [w for w in works if len(w.table)]
+        if works_with_rows:
+            decodings = {w.decoding for w in works_with_rows if w.decoding is not None}
+            if len(decodings) > 1:
+                raise ValueError(f"one pass, {len(decodings)} decodings: {sorted(map(str, decodings))}")
+            desc = " + ".join(w.name for w in works_with_rows) + (f" ({loras} adapters)" if loras else "")
+            generate_shards(
+                pd.concat([w.table for w in works_with_rows], ignore_index=True),
+                self.model,
+                decodings.pop() if decodings else Decoding(),
+                self.cfg,
+                self.trust_remote_code,
+                self.progress,
+                desc,
+                min(w.loglik_batch_size for w in works_with_rows),
+            )
+        for work in works:
+            work.finish()
 
 
 @functools.cache

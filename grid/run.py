@@ -22,11 +22,11 @@ import pandas as pd
 
 from analysis.scoring import category_distribution, reference_agreement
 from grid.cache import storage_cache
-from grid.categorize import Categorization, categorize
+from grid.categorize import Categorization, Categorizer, categorize
 from grid.config import ExperimentConfig, dump_config
 from grid.data.facts import read_facts, write_facts
 from grid.data.sources import import_facts, load_exemplars
-from grid.generate import Work
+from grid.generate import Pool
 from grid.world.graph import build
 
 
@@ -76,32 +76,21 @@ class Run:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{name}.parquet"
 
-    def categorize(self, adapter: str | None = None) -> Categorization:
-        """Every fact categorized by the run's model, with `adapter` loaded when given."""
-        return self.categorize_adapters([adapter])[adapter]
+    @property
+    def pool(self) -> Pool:
+        """The generator pool every generating job of the run runs on (grid/generate.py)."""
+        return Pool(self.model, self.cfg.generators, self.trust_remote_code, self.progress)
 
-    def categorize_adapters(self, adapters: list[str | None], alongside: Work | None = None) -> dict[str | None, Categorization]:
-        """`categorize` for several adapters, in passes that share one pool (grid/categorize.py);
-        `alongside`: another job's rows for the first pass."""
+    @property
+    def categorizer(self) -> Categorizer:
+        """The run's categorization job, for any adapter of its model (grid/categorize.py)."""
         cfg = self.cfg
-        return categorize(
-            self.facts,
-            self.exemplars,
-            self.model,
-            cfg.prompts,
-            cfg.generators,
-            self.cache,
-            adapters,
-            trust_remote_code=self.trust_remote_code,
-            progress=self.progress,
-            scoring=cfg.scoring,
-            alongside=alongside,
-        )
+        return Categorizer(self.facts, self.exemplars, cfg.prompts, cfg.scoring, self.pool, self.cache)
 
     def categorize_base(self) -> Categorization:
         """The base model's categories, stored as generations/ and categories/base.parquet with
         their distribution (and the agreement with reference labels, where the facts have them)."""
-        base = self.categorize()
+        base = categorize(self.categorizer, self.pool)[None]
         base.generations.to_parquet(self.table("generations", "base"), index=False)
         base.categories.to_parquet(self.table("categories", "base"), index=False)
         category_distribution(base.categories).to_csv(self.folder / "categories" / "base_distribution.csv")

