@@ -15,7 +15,7 @@ import math
 
 import pandas as pd
 
-PREFIX = "bench_"
+from analysis.schema import BENCH_PREFIX, DELTA_SUFFIX, bench_delta, bench_score
 
 
 def mc_accuracy(items: pd.DataFrame) -> float:
@@ -46,19 +46,21 @@ def bench_record(scores: dict[str, tuple[float, float]]) -> dict[str, float]:
     """task -> (adapter, base) as the columns bench_<task> and bench_<task>_delta."""
     record = {}
     for task, (score, base) in scores.items():
-        record[f"{PREFIX}{task}"] = score
-        record[f"{PREFIX}{task}_delta"] = score - base
+        record[bench_score(task)] = score
+        record[bench_delta(task)] = score - base
     return record
 
 
 def bench_tasks(results: pd.DataFrame) -> list[str]:
     """The tasks a results frame holds, in column order."""
-    return [c[len(PREFIX) : -len("_delta")] for c in results.columns if c.startswith(PREFIX) and c.endswith("_delta")]
+    return [
+        c[len(BENCH_PREFIX) : -len(DELTA_SUFFIX)] for c in results.columns if c.startswith(BENCH_PREFIX) and c.endswith(DELTA_SUFFIX)
+    ]
 
 
 def base_scores(results: pd.DataFrame) -> pd.DataFrame:
     """Per trial and task, the base model's score on that trial's items (score - delta):
     the same for every trial for an lm-eval task, nearly so for a built-in one."""
     return pd.DataFrame(
-        {f"{PREFIX}{t}": results[f"{PREFIX}{t}"] - results[f"{PREFIX}{t}_delta"] for t in bench_tasks(results)}
+        {bench_score(t): results[bench_score(t)] - results[bench_delta(t)] for t in bench_tasks(results)}
     )

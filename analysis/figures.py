@@ -12,7 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, NullLocator
 
-from analysis.benchmarks import PREFIX, base_scores, bench_tasks
+from analysis.benchmarks import base_scores, bench_tasks
+from analysis.schema import NEGATIVE_SHIFT, POSITIVE_SHIFT, bench_score
 from analysis.scoring import CATEGORIES
 from analysis.tables import CONTROL, NO_EXTRA, control_once, number, over_seeds, setting_columns
 
@@ -83,7 +84,7 @@ def reliability_per_epoch(history: pd.DataFrame, results: pd.DataFrame, path: Pa
 def shifts_by_unknown(results: pd.DataFrame, path: Path) -> Path:
     """Negative and positive shift of the facts outside the mix against the number of new
     facts, one line per extra kind and ratio (mean over seeds, band min-max)."""
-    metrics = ("negative_shift_untrained", "positive_shift_untrained")
+    metrics = (NEGATIVE_SHIFT, POSITIVE_SHIFT)
     summary = over_seeds(results, list(metrics))
     fig = Figure(layout="constrained", figsize=(10, 3.6))
     titles = ("negative shift (facts outside the mix)", "positive shift (facts outside the mix)")
@@ -102,7 +103,7 @@ def bench_by_unknown(results: pd.DataFrame, path: Path) -> Path:
     """Figures 1 and 3: each benchmark's score against the number of new facts, one line per
     extra kind and ratio (mean over seeds, band min-max), the base model dashed."""
     tasks = bench_tasks(results)
-    columns = [PREFIX + t for t in tasks]
+    columns = [bench_score(t) for t in tasks]
     summary = over_seeds(results, columns)
     base = base_scores(results)
     fig = Figure(layout="constrained", figsize=(5 * len(tasks), 3.6))
@@ -152,7 +153,7 @@ def pareto_front_plot(results: pd.DataFrame, front: pd.DataFrame, path: Path) ->
     """A search's trials by negative shift of the facts outside the mix and reliability, both
     re-measured on the whole corpus after training (as grid/trials.py's pareto_front ranks
     them), the trials of the Pareto front joined."""
-    shift = "negative_shift_untrained"
+    shift = NEGATIVE_SHIFT
     fig = Figure(layout="constrained", figsize=(5, 4))
     ax = fig.subplots()
     ax.scatter(results[shift], results["reliability"], color="grey", label="trial")

@@ -97,23 +97,24 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.schema import (
+    BENCH_PREFIX,
+    DELTA_SUFFIX,
+    ERROR,
+    EXTRA,
+    NEGATIVE_SHIFT,
+    RATIO,
+    RELIABILITY,
+    SEED,
+    TRIAL,
+    UNKNOWN_COUNT,
+)
 from analysis.tables import CONTROL, control_once
 
-# results.parquet columns (grid/trials.py collect: the trial's config, last metrics, error;
-# analysis/trial_analysis.py: the record of the whole-corpus re-categorization;
-# analysis/benchmarks.py: bench_<task>_delta).
-TRIAL = "trial"
-UNKNOWN = "unknown"
-EXTRA = "extra"
-RATIO = "ratio"
-SEED = "seed"
-ERROR = "error"
-RELIABILITY = "reliability"
-NEGATIVE_SHIFT = "negative_shift_untrained"
+# results.parquet's columns (analysis/schema.py), and the exploded-answer counts judged.
 EXPLODED = "exploded_relative"
 EXPLODED_PAPER = "exploded_absolute"  # reported beside, never judged (see above)
-BENCH_PREFIX, BENCH_DELTA = "bench_", "_delta"
-ARM_COLUMNS = (UNKNOWN, EXTRA, RATIO, SEED)
+ARM_COLUMNS = (UNKNOWN_COUNT, EXTRA, RATIO, SEED)
 PAIR_SETTINGS = ("rank", "lr")  # besides the seed, what two paired trials share where the results have it
 
 # The refusal tests (docs/protocol.md §2), by the scoring.match that judges with each:
@@ -248,7 +249,7 @@ def _values(trials: pd.DataFrame, column: str) -> Values:
     """(arm, unknown) -> pair key -> the column's value (the mean, should a key repeat)."""
     keys = [SEED, *(c for c in PAIR_SETTINGS if c in trials.columns)]
     rows = trials.dropna(subset=[column])
-    means = rows.groupby([UNKNOWN, EXTRA, RATIO, *keys], dropna=False)[column].mean()
+    means = rows.groupby([UNKNOWN_COUNT, EXTRA, RATIO, *keys], dropna=False)[column].mean()
     found: Values = {}
     for (unknown, extra, ratio, *key), value in means.items():
         arm = (None, 0) if int(ratio) == 0 else (extra, int(ratio))
@@ -493,14 +494,14 @@ def _refusals_vanish(trials: pd.DataFrame, match: str) -> Finding:
 
 def _bench_falls(trials: pd.DataFrame) -> Finding:
     key = "bench_falls_with_new_facts"
-    deltas = [c for c in trials.columns if c.startswith(BENCH_PREFIX) and c.endswith(BENCH_DELTA)]
+    deltas = [c for c in trials.columns if c.startswith(BENCH_PREFIX) and c.endswith(DELTA_SUFFIX)]
     if not deltas:
-        return _not_measured(key, f"no {BENCH_PREFIX}<task>{BENCH_DELTA} columns in the results (no bench run)")
+        return _not_measured(key, f"no {BENCH_PREFIX}<task>{DELTA_SUFFIX} columns in the results (no bench run)")
     if missing := _missing_columns(trials, ARM_COLUMNS):
         return _not_measured(key, missing)
     comparisons, tests = [], []
     for column in deltas:  # every task scores the same adapters: one test each
-        task = column[len(BENCH_PREFIX) : -len(BENCH_DELTA)]
+        task = column[len(BENCH_PREFIX) : -len(DELTA_SUFFIX)]
         mine = _trend_comparisons(f"{task} delta", _values(trials, column), task=task)
         if mine:
             comparisons += mine

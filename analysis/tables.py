@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.behaviour import PAPER_REASON_KEYS
-from analysis.benchmarks import PREFIX, base_scores, bench_tasks
+from analysis.benchmarks import base_scores, bench_tasks
+from analysis.schema import BENCH_PREFIX
 from analysis.paper import PAPER_FACTS, paper_results
 from analysis.trial_analysis import SCOPES
 
@@ -179,7 +180,7 @@ def bench_table(results: pd.DataFrame) -> pd.DataFrame:
     the adapters, and the delta; empty if the run measured none."""
     tasks = bench_tasks(results)
     frame = results.assign(**{f"{c}_base": v for c, v in base_scores(results).items()})
-    return over_seeds(frame, [f"{PREFIX}{t}{s}" for t in tasks for s in ("_base", "", "_delta")]) if tasks else pd.DataFrame()
+    return over_seeds(frame, [f"{BENCH_PREFIX}{t}{s}" for t in tasks for s in ("_base", "", "_delta")]) if tasks else pd.DataFrame()
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ def mix_label(extra, ratio) -> str:
 
 def header(column: str) -> str:
     """A column's name made readable: breakable at spaces, the bench prefix off."""
-    return SETTING_HEADERS.get(column) or column.removeprefix(PREFIX).replace("_", " ")
+    return SETTING_HEADERS.get(column) or column.removeprefix(BENCH_PREFIX).replace("_", " ")
 
 
 def display(table: pd.DataFrame) -> pd.DataFrame:

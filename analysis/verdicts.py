@@ -8,30 +8,21 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.schema import FACTS_UNTRAINED, KNOWN_MC_DELTA, NEGATIVE_SHIFT, POSITIVE_SHIFT, PROBE_NEGATIVE, RELIABILITY, RELIABILITY_STRICT
 from analysis.tables import over_seeds
 
 # Where a trial lands when it misses the reliability floor: above every trial that met it.
 INFEASIBLE = 1.0
-# The change of known_mc accuracy against the base model (analysis/benchmarks.py's column),
-# measured per epoch when the search minimizes or bounds it.
-BENCH_DELTA = "bench_known_mc_delta"
-# A trial's per-epoch negative shift: of the facts outside its mix, on its probe
-# (grid/trials.py); what the search minimizes.
-PROBE_NEGATIVE = "probe_negative_shift"
-# The Pareto front's shift: analysis/trial_analysis.py's re-measured one, of every fact outside the mix.
-PARETO_SHIFT = "negative_shift_untrained"
-
-
 def objective(metrics: dict, floor: float, bench_max_drop: float | None = None, target: str = "negative_shift") -> float:
     """Least negative shift (or known_mc drop) among the adapters that learned the new facts
     (reliability >= floor) and, with bench_max_drop, lost at most that much known_mc accuracy.
     The others rank above every such adapter, by how far they missed."""
     missed = max(0.0, floor - metrics["reliability"])
     if bench_max_drop is not None:
-        missed += max(0.0, -metrics[BENCH_DELTA] - bench_max_drop)
+        missed += max(0.0, -metrics[KNOWN_MC_DELTA] - bench_max_drop)
     if missed > 0:
         return INFEASIBLE + missed
-    return -metrics[BENCH_DELTA] if target == "bench_drop" else metrics[PROBE_NEGATIVE]
+    return -metrics[KNOWN_MC_DELTA] if target == "bench_drop" else metrics[PROBE_NEGATIVE]
 
 
 def best_trial(results: pd.DataFrame) -> pd.Series | None:
@@ -44,14 +35,14 @@ def pareto_front(results: pd.DataFrame) -> pd.DataFrame:
     """Trials no other trial beats on both the negative shift of the facts outside the mix
     (lower) and reliability (higher), as re-measured on the whole corpus after training
     (grid/evaluate.py): the numbers of record, not the per-epoch probe's estimate."""
-    done = results.dropna(subset=[PARETO_SHIFT, "reliability"])
-    shift, rel = done[PARETO_SHIFT], done["reliability"]
+    done = results.dropna(subset=[NEGATIVE_SHIFT, "reliability"])
+    shift, rel = done[NEGATIVE_SHIFT], done["reliability"]
     keep = [not ((shift <= a) & (rel >= b) & ((shift < a) | (rel > b))).any() for a, b in zip(shift, rel)]
-    return done[keep].sort_values(PARETO_SHIFT)
+    return done[keep].sort_values(NEGATIVE_SHIFT)
 
 
 # What a recommendation shows of its setting, each as mean, min and max over the seeds.
-RECOMMENDED = ["reliability", "reliability_strict", PARETO_SHIFT, "positive_shift_untrained", "facts_untrained"]
+RECOMMENDED = [RELIABILITY, RELIABILITY_STRICT, NEGATIVE_SHIFT, POSITIVE_SHIFT, FACTS_UNTRAINED]
 
 
 def recommendations(results: pd.DataFrame, floor: float) -> pd.DataFrame:
@@ -62,14 +53,14 @@ def recommendations(results: pd.DataFrame, floor: float) -> pd.DataFrame:
     reads beside its spread. One row per unknown count: analysis/tables.py over_seeds's
     columns for RECOMMENDED (mean, _min, _max; `trials`: the seeds it rests on) and `met`,
     whether it reached the floor. Empty where no finished trial has both numbers."""
-    if not {"reliability", PARETO_SHIFT} <= set(results.columns):
+    if not {"reliability", NEGATIVE_SHIFT} <= set(results.columns):
         return pd.DataFrame()
-    summary = over_seeds(results.dropna(subset=["reliability", PARETO_SHIFT]), RECOMMENDED)
+    summary = over_seeds(results.dropna(subset=["reliability", NEGATIVE_SHIFT]), RECOMMENDED)
     rows = []
     for _, group in summary.groupby("unknown", sort=True):
         learned = group[group["reliability"] >= floor]
         if len(learned):
-            pick = learned.sort_values(PARETO_SHIFT, kind="stable").iloc[0]
+            pick = learned.sort_values(NEGATIVE_SHIFT, kind="stable").iloc[0]
         else:
             pick = group.sort_values("reliability", ascending=False, kind="stable").iloc[0]
         rows.append({**pick.to_dict(), "met": bool(len(learned))})

@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -34,6 +35,7 @@ from docs_page import emit  # noqa: E402  (benchmarks/docs_page.py, beside this 
 from grid.bench import BuiltinScoring, Keys, measure, prepare  # noqa: E402
 from grid.categorize import categorize  # noqa: E402
 from grid.config import load_config  # noqa: E402
+from grid.run_folder import RunFolder  # noqa: E402
 from grid.run import Run  # noqa: E402
 from grid.runtime import connect  # noqa: E402
 
@@ -84,9 +86,10 @@ def main() -> None:
     p.add_argument("--parts", default="abc", help="which comparisons of the docstring to run")
     p.add_argument("--out", default=None, help="append the result as Markdown to this file")
     args = p.parse_args()
-    cfg = load_config(f"{args.run_dir}/config.yaml")
+    paths = RunFolder(Path(args.run_dir))
+    cfg = load_config(paths.config)
     run = Run.open(cfg.model_copy(update={"storage": tempfile.mkdtemp()}), progress=False)
-    results = pd.read_parquet(f"{args.run_dir}/results.parquet")
+    results = pd.read_parquet(paths.results)
     adapters = list(results["adapter"].dropna())[: args.adapters]
     n = len(adapters)
     connect(num_cpus=os.cpu_count())
@@ -108,7 +111,7 @@ def main() -> None:
             f"{jobs_s / pass_s:.2f}x |"
         )
         notes.append(f"Identical greedy answers, one pass against one job per adapter: {same:.2%}.")
-    base = pd.read_parquet(f"{args.run_dir}/categories/base.parquet")
+    base = pd.read_parquet(paths.categories("base"))
     bench = prepare(cfg.bench, run.facts, base, run.exemplars, cfg.prompts)
     if "b" in args.parts:
         torch.set_num_threads(1)

@@ -17,6 +17,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from grid.config import load_config  # noqa: E402
+from grid.run_folder import RunFolder  # noqa: E402
 from docs_page import emit  # noqa: E402  (benchmarks/docs_page.py, beside this script)
 
 
@@ -34,10 +35,10 @@ def main() -> None:
         connect()
         run_experiment(cfg, "grid", progress=False)
 
-    run = cfg.run_dir
-    laps = json.loads((run / "timings.json").read_text())
-    results = pd.read_parquet(run / "results.parquet")
-    history = pd.read_parquet(run / "history.parquet")
+    run = RunFolder(cfg.run_dir)
+    laps = json.loads(run.timings.read_text())
+    results = pd.read_parquet(run.results)
+    history = pd.read_parquet(run.history)
     cpus = os.cpu_count()
     concurrency = min(len(results), cfg.resources.max_concurrent_trials or len(results), int(cpus // cfg.resources.cpus_per_trial))
     busy = results["time_total_s"].sum() / concurrency  # trial seconds per slot

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.engines import Engine
 from analysis.benchmarks import AGGREGATE, bench_record, held_out, mc_accuracy
+from analysis.schema import BENCHMARK_LOG_COLUMNS
 from analysis.scoring import HIGHLY_KNOWN, is_correct
 from analysis.trial_analysis import merge_records
 from grid.cache import digest, path_fingerprint
@@ -79,11 +80,6 @@ class BenchConfig(BaseModel):
     def lm_eval_tasks(self) -> dict[str, int | None]:
         """The lm-eval tasks and their shots (None: the task's own default)."""
         return {t: self.num_fewshot.get(t) for t in self.tasks if t not in BUILTIN}
-
-
-# benchmarks.parquet: per model or trial and task, the score on all items and what produced it
-# (these columns, and scored_by).
-LOG_COLUMNS = ("task", "score", "adapter", "key", "kind", "count", "lm_eval", "num_fewshot", "limit", "metric", "version")
 
 
 @dataclass
@@ -347,10 +343,10 @@ def bench_trials(run: Run, bench: Bench, results: pd.DataFrame, mixes: dict[str,
     trial_of = dict(zip(finished["adapter"], finished["trial"]))
     log = pd.DataFrame(
         [
-            {"trial": trial_of.get(adapter, "base"), **{c: m.info.get(c) for c in LOG_COLUMNS}, "scored_by": scored_by(m.info)}
+            {"trial": trial_of.get(adapter, "base"), **{c: m.info.get(c) for c in BENCHMARK_LOG_COLUMNS}, "scored_by": scored_by(m.info)}
             for adapter, tasks in measured.items()
             for m in tasks.values()
         ]
     )
-    log.astype({"version": str}).to_parquet(run.folder / "benchmarks.parquet", index=False)
+    log.astype({"version": str}).to_parquet(run.paths.benchmarks, index=False)
     return merge_records(results, records)

@@ -86,13 +86,15 @@ def cmd_trials(args) -> None:
     from grid.generate import resolved_engine
     from grid.pipeline import run_experiment
     from grid.report import describe_recommendation, setting_trials
+    from grid.run_folder import RunFolder
     from grid.runtime import connect, publish
 
     cfg = load_config(args.config)
     connect(args.address, min_gpus=args.min_gpus)
     resolved_engine(cfg.generators.engine)  # `vllm` without vllm fails before the world's build
     results = run_experiment(cfg, "search" if args.command == "tune" else "grid", resume=args.resume)
-    print(f"{len(results)} trials: {cfg.run_dir / 'results.parquet'}")
+    paths = RunFolder(cfg.run_dir)
+    print(f"{len(results)} trials: {paths.results}")
     # The report's recommendations, on the numbers re-measured over the whole corpus (not a
     # trial's per-epoch probe estimate).
     floor = cfg.search.reliability_floor
@@ -104,7 +106,7 @@ def cmd_trials(args) -> None:
         print(f"recommended ({lead}): {describe_recommendation(row)}")
         for trial in setting_trials(results, row).itertuples():
             print(f"  adapter: {trial.adapter}")
-    print(f"report: {cfg.run_dir / 'report' / 'index.html'}")
+    print(f"report: {paths.report / 'index.html'}")
     if uri := publish(cfg):
         print(f"published to {uri}")
 

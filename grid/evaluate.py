@@ -60,19 +60,17 @@ def evaluate_trials(run: Run, base: Categorization, trials: Trials, bench: Bench
             mix = trials.mixes[trial.trial]
             new = set(mix.loc[mix["role"] == "new", "fact_id"])
             changed_answers(trial.trial, found.generations, base.generations, new, trial.last_epoch_reliability)
-            found.categories.to_parquet(run.table("categories", trial.trial), index=False)
-            found.generations.to_parquet(run.table("generations", trial.trial), index=False)
+            found.categories.to_parquet(run.paths.categories(trial.trial), index=False)
+            found.generations.to_parquet(run.paths.generations(trial.trial), index=False)
             pending[trial.trial] = analyze.remote(*shared, found.categories, found.generations, mix)
 
     records = {}
     for trial, ref in pending.items():
         found = ray.get(ref)
-        folder = run.folder / "analysis" / trial
-        folder.mkdir(parents=True, exist_ok=True)
-        found.transitions.to_parquet(folder / "transitions.parquet", index=False)
-        found.reasons.reset_index().to_parquet(folder / "reasons.parquet", index=False)
-        found.paper_reasons.reset_index().to_parquet(folder / "paper_reasons.parquet", index=False)
-        found.exploded.to_parquet(folder / "exploded.parquet", index=False)
+        found.transitions.to_parquet(run.paths.analysis(trial, "transitions"), index=False)
+        found.reasons.reset_index().to_parquet(run.paths.analysis(trial, "reasons"), index=False)
+        found.paper_reasons.reset_index().to_parquet(run.paths.analysis(trial, "paper_reasons"), index=False)
+        found.exploded.to_parquet(run.paths.analysis(trial, "exploded"), index=False)
         records[trial] = found.record
 
     # Beside the last epoch's (last_epoch_*, the trainer's engine and the probe), the

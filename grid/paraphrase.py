@@ -178,5 +178,5 @@ def paraphrase_unknown(run: Run, base: pd.DataFrame) -> Run:
         progress=run.progress,
         among=base.loc[base["category"] == UNKNOWN, "fact_id"],
     )
-    write_paraphrased(result, run.folder / "facts.parquet", run.folder / "paraphrase.summary.json")
+    write_paraphrased(result, run.paths.facts, run.paths.paraphrase_summary)
     return replace(run, facts=validate_facts(result.facts, "paraphrased facts"))

@@ -49,14 +49,14 @@ def run_experiment(cfg: ExperimentConfig, mode: Mode, resume: bool = False, prog
     clock.lap("evaluate")
     if mode == "search" and cfg.search.multi_objective:
         # On the numbers re-measured over the whole corpus, not the search's probe estimates.
-        pareto_front(results).to_parquet(run.folder / "pareto.parquet", index=False)
+        pareto_front(results).to_parquet(run.paths.pareto, index=False)
     if bench is not None:
         results = bench_trials(run, bench, results, trials.mixes)
         clock.lap("benchmarks")
-    results.to_parquet(run.folder / "results.parquet", index=False)
-    build_report(run.folder)
+    results.to_parquet(run.paths.results, index=False)
+    build_report(run.paths.root)
     clock.lap("report")
-    clock.save(run.folder / "timings.json")
+    clock.save(run.paths.timings)
     return results
 
 

@@ -24,7 +24,9 @@ from analysis import figures
 from analysis.benchmarks import bench_tasks
 from analysis.findings import ALPHA, MIN_PAIRS, TEST, Finding, check_findings, findings_json
 from analysis.tables import TABLES, cell, control_once, mix_label, number, page_cells, setting_columns, to_markdown
-from analysis.verdicts import PARETO_SHIFT, recommendations
+from analysis.schema import NEGATIVE_SHIFT
+from analysis.verdicts import recommendations
+from grid.run_folder import RunFolder
 
 
 # Config keys (dotted paths) that pick between the paper code's behaviour and ours, or
@@ -110,8 +112,8 @@ def describe_recommendation(row: pd.Series) -> str:
         f"The new facts were answered correctly in {_share(row['reliability'])} of their few-shot prompts "
         f"(reliability {_spread(row, 'reliability')}), and {_share(row['reliability_strict'])} of them in every "
         f"prompt (reliability_strict {_spread(row, 'reliability_strict')}); "
-        f"{_share(row[PARETO_SHIFT])}{outside} facts outside the mix moved down a category "
-        f"(negative shift {_spread(row, PARETO_SHIFT)})"
+        f"{_share(row[NEGATIVE_SHIFT])}{outside} facts outside the mix moved down a category "
+        f"(negative shift {_spread(row, NEGATIVE_SHIFT)})"
         + (f" and {_share(up)} up (positive shift {_spread(row, 'positive_shift_untrained')})." if pd.notna(up) else ".")
     )
 
@@ -174,19 +176,19 @@ def _findings(findings: list[Finding]) -> list[str]:
     ]
 
 
-def _transitions(run: Path) -> pd.DataFrame | None:
-    parts = [pd.read_parquet(p).assign(trial=p.parent.name) for p in sorted(run.glob("analysis/*/transitions.parquet"))]
+def _transitions(run: RunFolder) -> pd.DataFrame | None:
+    parts = [pd.read_parquet(p).assign(trial=p.parent.name) for p in run.analysis_tables("transitions")]
     return pd.concat(parts, ignore_index=True) if parts else None
 
 
-def _figures(run: Path, results: pd.DataFrame, folder: Path) -> dict[str, Path]:
+def _figures(run: RunFolder, results: pd.DataFrame, folder: Path) -> dict[str, Path]:
     """The figures the stored files allow, by title."""
     out = {}
-    history = pd.read_parquet(run / "history.parquet") if (run / "history.parquet").exists() else None
+    history = pd.read_parquet(run.history) if run.history.exists() else None
     if history is not None and len(history):
         path = folder / "reliability_per_epoch.png"
         out["Reliability per epoch (Figure 2)"] = figures.reliability_per_epoch(history, results, path)
-    if "negative_shift_untrained" in results.columns:
+    if NEGATIVE_SHIFT in results.columns:
         path = folder / "shifts_by_unknown.png"
         out["Shifts against the number of new facts"] = figures.shifts_by_unknown(results, path)
     if bench_tasks(results):
@@ -197,8 +199,8 @@ def _figures(run: Path, results: pd.DataFrame, folder: Path) -> dict[str, Path]:
         out["Category transitions of the facts outside the mix"] = figures.transition_heatmaps(
             transitions, results, folder / "transitions.png"
         )
-    if (run / "pareto.parquet").exists():
-        front = pd.read_parquet(run / "pareto.parquet")
+    if run.pareto.exists():
+        front = pd.read_parquet(run.pareto)
         out["Pareto front"] = figures.pareto_front_plot(results, front, folder / "pareto_front.png")
     if "rank" in results.columns:  # only a search varies the rank
         out["Optimization history"] = figures.optimization_history(results, folder / "optimization_history.png")
@@ -223,23 +225,23 @@ def _html_table(cells: pd.DataFrame) -> str:
 
 def build_report(run_dir: str | Path) -> Path:
     """Write the report of the run stored in `run_dir`; return its index.html."""
-    run = Path(run_dir)
-    if not (run / "results.parquet").exists():
-        raise FileNotFoundError(f"{run}: no results.parquet (is it a run folder of `kgrid run` or `kgrid tune`?)")
-    results = pd.read_parquet(run / "results.parquet")
-    report = run / "report"
+    run = RunFolder(Path(run_dir))
+    if not run.results.exists():
+        raise FileNotFoundError(f"{run.results}: missing (is {run.root} a run folder of `kgrid run` or `kgrid tune`?)")
+    results = pd.read_parquet(run.results)
+    report = run.report
     shutil.rmtree(report, ignore_errors=True)  # nothing left from an earlier build
     for sub in ("tables", "figures"):
         (report / sub).mkdir(parents=True, exist_ok=True)
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    cfg = yaml.safe_load(run.config.read_text()) if run.config.exists() else {}
     findings = check_findings(results, cfg.get("scoring", {}).get("match", "corrected"))
     (report / "findings.json").write_text(json.dumps(findings_json(findings), indent=2) + "\n")
     failed = int(results["error"].notna().sum()) if "error" in results.columns else 0
     protocol = protocol_line(cfg)
     switches = protocol_switches(cfg) or ["no config.yaml switches found"]
     body = [
-        f"<h1>{html.escape(str(cfg.get('experiment', run.name)))}</h1>",
+        f"<h1>{html.escape(str(cfg.get('experiment', run.root.name)))}</h1>",
         f"<p>model {html.escape(str(cfg.get('model', {}).get('name', '?')))}; "
         f"{number(len(results))} trials, {number(failed)} failed.</p>",
         *_findings(findings),
@@ -254,9 +256,8 @@ def build_report(run_dir: str | Path) -> Path:
         "<h2>Protocol</h2>",
         '<ul class="switches">' + "".join(f"<li>{html.escape(s)}</li>" for s in switches) + "</ul>",
     ]
-    distribution = run / "categories" / "base_distribution.csv"
-    if distribution.exists():
-        body += ["<h2>Base model categories</h2>", _html_table(page_cells(pd.read_csv(distribution), None))]
+    if run.base_distribution.exists():
+        body += ["<h2>Base model categories</h2>", _html_table(page_cells(pd.read_csv(run.base_distribution), None))]
 
     for name, spec in TABLES.items():
         table = spec.make(results)

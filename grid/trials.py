@@ -22,7 +22,8 @@ from actors.engines import Decoding
 from actors.trial import train_adapter
 from analysis.scoring import categories_from_scores, score_generations
 from analysis.shifts import reliability, shift_summary
-from analysis.verdicts import BENCH_DELTA, PROBE_NEGATIVE, objective
+from analysis.schema import HISTORY_COLUMNS, KNOWN_MC_DELTA, LAST_EPOCH, PROBE_NEGATIVE, PROBE_POSITIVE, REMEASURED, RESULT_COLUMNS
+from analysis.verdicts import objective
 from grid.bench import TrialBench
 from grid.data.mixes import Extra, Mix, Selection, compose_mix, probe_set
 from grid.data.prompts import build_prompts, training_messages
@@ -178,13 +179,13 @@ class TrialWatch:
             **reliability(after, self.mix.new),
             # The probe's estimates; results.parquet's negative_shift_* are the whole corpus's.
             PROBE_NEGATIVE: shift["negative_of_all"],
-            "probe_positive_shift": shift["positive_of_all"],
+            PROBE_POSITIVE: shift["positive_of_all"],
             "probe_facts": shift["facts"],
             "train_rows": len(self.mix.train),
             "engine_agreement": engine_agreement(ctx.base_greedy, self.epoch0),
         }
         if ctx.bench is not None:
-            metrics[BENCH_DELTA] = ctx.bench.delta(engine, self.mix.fact_ids)
+            metrics[KNOWN_MC_DELTA] = ctx.bench.delta(engine, self.mix.fact_ids)
         search = cfg.search
         return {**metrics, "objective": objective(metrics, search.reliability_floor, search.bench_max_drop, search.objective)}
 
@@ -324,30 +325,6 @@ def make_tuner(ctx: TrialContext, mode: Mode, resume: bool = False, callbacks: l
     )
 
 
-HISTORY_COLUMNS = (
-    "epoch",
-    "loss",
-    "reliability",
-    "reliability_strict",
-    PROBE_NEGATIVE,
-    "probe_positive_shift",
-    "probe_facts",
-    "train_rows",
-    "objective",
-    BENCH_DELTA,
-    "time_this_iter_s",
-    "time_total_s",
-)
-# A trial's row of results.parquet: its last epoch's history, and how often the two engines
-# agreed on the base model's categories (the same at every epoch).
-RESULT_COLUMNS = (*HISTORY_COLUMNS, "engine_agreement")
-# The last epoch's numbers that the evaluation re-measures on the whole corpus (and
-# bench_trials with the trial's mix held out) carry this prefix in results.parquet, so
-# that `reliability` and the bench deltas there are only ever the re-measured ones.
-LAST_EPOCH = "last_epoch_"
-REMEASURED = ("reliability", "reliability_strict", BENCH_DELTA)
-
-
 @dataclass
 class Trials:
     """What the trials made: results (one row per trial: its config, last epoch's metrics,
@@ -394,7 +371,7 @@ def run_trials(run: Run, base: Categorization, mode: Mode, bench: TrialBench | N
     ctx = TrialContext(run, base.categories, bench, base.greedy)
     tuner = make_tuner(ctx, mode, resume, tracking_callbacks(run.cfg))
     trials = collect(tuner.fit())
-    trials.history.to_parquet(run.folder / "history.parquet", index=False)
+    trials.history.to_parquet(run.paths.history, index=False)
     for trial, mix in trials.mixes.items():
-        mix.to_parquet(run.table("mixes", trial), index=False)
+        mix.to_parquet(run.paths.mix(trial), index=False)
     return trials

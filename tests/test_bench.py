@@ -13,7 +13,7 @@ from analysis.tables import bench_table
 from grid.bench import OPTIONS, BenchConfig, mc_items, ppl_items, prepare
 from grid.config import ConfigError, load_config
 from grid.data.prompts import PromptConfig
-from analysis.verdicts import BENCH_DELTA
+from analysis.schema import KNOWN_MC_DELTA as BENCH_DELTA
 
 from test_report import assert_png
 

@@ -162,6 +162,6 @@ def test_results_parquet_is_written_in_one_place():
         (mod, n)
         for mod, path in project_modules().items()
         for n, line in enumerate(path.read_text().splitlines(), 1)
-        if "to_parquet(" in line and '"results.parquet"' in line
+        if "to_parquet(" in line and ('"results.parquet"' in line or "paths.results" in line)  # grid/run_folder.py
     ]
     assert [mod for mod, _ in writes] == ["grid.pipeline"], writes
