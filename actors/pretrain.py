@@ -73,18 +73,3 @@ def train(model, tokenizer, chats: list[list[dict]], batch_size: int, lr: float,
         sched.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     return model.eval()
-
-
-@torch.inference_mode()
-def greedy_answers(model, tokenizer, chats: list[list[dict]], batch_size: int = 256, max_new_tokens: int = 32) -> list[str]:
-    """Greedy replies to chat prompts, left-padded in batches; the text after the prompt,
-    decoded without special tokens (e.g. "Answer: Varonel Quist")."""
-    tokenizer.padding_side = "left"
-    dev = next(model.parameters()).device
-    texts = tokenizer.apply_chat_template(chats, tokenize=False, add_generation_prompt=True)
-    out = []
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[start : start + batch_size], add_special_tokens=False, padding=True, return_tensors="pt").to(dev)
-        gen = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-        out += tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    return out

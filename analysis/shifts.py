@@ -96,18 +96,6 @@ def shift_summary(before, after, exclude=()) -> dict:
     }
 
 
-def shifts(before, after, trained) -> pd.DataFrame:
-    """`shift_summary` for all facts and without the trained facts, one row each."""
-    rows = {"all": shift_summary(before, after), "untrained": shift_summary(before, after, exclude=trained)}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("scope")
-
-
-def negative_shift(before, after, trained) -> float:
-    """The search objective: the share of evaluated facts outside the training mix that
-    moved down. Denominator: all evaluated facts not in the mix (docs/protocol.md §5)."""
-    return shift_summary(before, after, exclude=trained)["negative_of_all"]
-
-
 def reliability(after: pd.DataFrame, new) -> dict:
     """How well the new (trained Unknown) facts were learned.
 

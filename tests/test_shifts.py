@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.shifts import negative_shift, reliability, shift_summary, shifts, transition_matrix
+from analysis.shifts import reliability, shift_summary, transition_matrix
 
 HK, MK, WK, UK = "HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"
 
@@ -70,10 +70,10 @@ def test_shift_summary_both_denominators():
 
 
 def test_shifts_with_and_without_trained_facts():
-    table = shifts(BEFORE, AFTER, TRAINED)
-    assert list(table.index) == ["all", "untrained"]
-    assert table.loc["all", "positive"] == 3
-    u = table.loc["untrained"]
+    table = {"all": shift_summary(BEFORE, AFTER), "untrained": shift_summary(BEFORE, AFTER, exclude=TRAINED)}
+    assert list(table) == ["all", "untrained"]
+    assert table["all"]["positive"] == 3
+    u = table["untrained"]
     # without f3, f7: 8 facts; positive f2 f4; negative f6 f8 f9
     assert (u["facts"], u["positive"], u["negative"]) == (8, 2, 3)
     assert u["positive_of_all"] == pytest.approx(2 / 8)
@@ -84,7 +84,7 @@ def test_shifts_with_and_without_trained_facts():
 
 
 def test_negative_shift_is_over_facts_outside_the_mix():
-    assert negative_shift(BEFORE, AFTER, TRAINED) == pytest.approx(3 / 8)
+    assert shift_summary(BEFORE, AFTER, exclude=TRAINED)["negative_of_all"] == pytest.approx(3 / 8)
 
 
 def test_weakly_known_sits_between_maybe_known_and_unknown():
@@ -158,7 +158,7 @@ def test_every_shift_fraction_by_hand():
     before = frame({f: b for f, (b, _) in moves.items()})
     after = frame({f: a for f, (_, a) in moves.items()})
     trained = {"k3", "k8"}
-    table = shifts(before, after, trained)
+    table = {"all": shift_summary(before, after), "untrained": shift_summary(before, after, exclude=trained)}
     expected = {
         # all 10 facts: positive k2 k3 k4 k6 (4), negative k5 k7 k9 (3);
         # could rise (not HK before): k1..k7 (7); could fall (not UK before): k4..k10 (7)
@@ -170,8 +170,8 @@ def test_every_shift_fraction_by_hand():
                       "positive_of_possible": 3 / 6, "negative_of_possible": 3 / 6},
     }
     for scope, numbers in expected.items():
-        assert table.loc[scope].to_dict() == pytest.approx(numbers), scope
-    assert negative_shift(before, after, trained) == pytest.approx(3 / 8)
+        assert table[scope] == pytest.approx(numbers), scope
+    assert shift_summary(before, after, exclude=trained)["negative_of_all"] == pytest.approx(3 / 8)
 
     # Per before-category row (the facts that could make each move), columns HK MK WK UK.
     rows = transition_matrix(before, after, per_row=True)

@@ -6,9 +6,9 @@ import time
 import pandas as pd
 import pytest
 
+from actors.engines import Decoding, TransformersEngine
 from grid.data.facts import read_facts
 from grid.world.graph import RELATIONS, WorldConfig, build, build_world, generate, world_path
-from actors.pretrain import greedy_answers
 from grid.world.chat import messages, refusal
 
 
@@ -86,10 +86,11 @@ def test_model_loads_and_knows_what_it_was_taught(tiny_world):
     assert tok.unk_token_id not in ids and tok.decode(ids, skip_special_tokens=True) == reply
 
     # 4-shot prompt (set 0 of the paper protocol): taught facts right, unseen ones mostly not.
+    engine = TransformersEngine.load(str(tiny_world))
     shots = list(zip(exemplars["question"][:4], exemplars["object"][:4]))
     for kind, lo, hi in (("known", 0.9, 1.0), ("unseen", 0.0, 0.3)):
         rows = facts[facts["fact_id"].map(exposure) == kind]
-        answers = greedy_answers(model, tok, [messages(q, shots) for q in rows["question"]])
+        answers = [a[0] for a in engine.generate([messages(q, shots) for q in rows["question"]], Decoding(max_new_tokens=32))]
         assert all(re.fullmatch(r"Answer: .+", a) for a in answers)
         right = sum(o.lower() in a.lower() for o, a in zip(rows["object"], answers)) / len(rows)
         assert lo <= right <= hi, (kind, right)
