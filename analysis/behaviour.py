@@ -62,14 +62,37 @@ def answer_counts(generations: pd.DataFrame, keep_case: bool = False) -> pd.Seri
     return greedy_answers(generations, keep_case)["answer"].value_counts()
 
 
-def diversity(generations: pd.DataFrame) -> dict:
-    """Distinct answers and the mean and (population) standard deviation of their counts."""
-    counts = answer_counts(generations)
+def _spread(counts: pd.Series) -> dict:
     return {
         "distinct_answers": len(counts),
         "answer_count_mean": float(counts.mean()) if len(counts) else float("nan"),
         "answer_count_std": float(counts.std(ddof=0)) if len(counts) else float("nan"),
     }
+
+
+def diversity(generations: pd.DataFrame) -> dict:
+    """Distinct answers and the mean and (population) standard deviation of their counts,
+    over the non-refused greedy answers, normalized (greedy_answers)."""
+    return _spread(answer_counts(generations))
+
+
+PAPER_LABEL = "Answer: "
+
+
+def paper_answer(output: str) -> str:
+    """A raw output's answer as the paper's notebook reads it (docs/protocol.md §5): the
+    text after its first "Answer: ", as written (case, continuation lines and all), the
+    whole output where it has no such label; stripped."""
+    output = output or ""
+    at = output.find(PAPER_LABEL)
+    return (output[at + len(PAPER_LABEL) :] if at >= 0 else output).strip()
+
+
+def paper_diversity(generations: pd.DataFrame) -> dict:
+    """diversity the notebook's way, keyed `*_paper`: every greedy answer counted, refusals
+    included, as paper_answer reads its raw output; strings that differ in case differ."""
+    greedy = generations.loc[generations["sample"] == 0, "output"]
+    return {f"{key}_paper": value for key, value in _spread(greedy.map(paper_answer).value_counts()).items()}
 
 
 def exploded_answers(

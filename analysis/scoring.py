@@ -25,7 +25,8 @@ class ScoringConfig(BaseModel):
 
     corrected (default): an alias is looked for in the extracted answer (extract_answer),
     a short or numeric alias only as a whole word (AliasMatcher). paper: the authors'
-    code, each lower-cased alias as a plain substring of the whole raw output (label,
+    code, each of the fact's normalized aliases (the fact table's `normalized_aliases`,
+    TriviaQA's) as a plain substring of the whole lower-cased raw output (label,
     continuation lines and all), so "us" is found in "Australia" and "1" in "1987".
     """
 
@@ -128,11 +129,13 @@ def is_correct(answer: str, aliases) -> bool:
     return AliasMatcher(aliases)(answer)
 
 
-def is_correct_paper(output: str, aliases) -> bool:
-    """The paper code's rule: a normalized alias is a plain substring of the lower-cased
-    raw output (docs/protocol.md §7)."""
+def is_correct_paper(output: str, normalized_aliases) -> bool:
+    """The paper code's rule (`quasi_accuracy_triviaqa`): one of the fact's normalized
+    aliases is a plain substring of the lower-cased raw output (docs/protocol.md §2, §7).
+    Its raw aliases take no part: "st louis" is not in "Answer: St. Louis", and a raw
+    alias "A" would be in almost any output."""
     output = output.lower()
-    return any(a in output for a in _normalized(aliases))
+    return any(a in output for a in _normalized(normalized_aliases))
 
 
 def is_refusal(answer: str) -> bool:
@@ -152,11 +155,15 @@ def score_generations(gens: pd.DataFrame, facts: pd.DataFrame, match: Match = "c
     """A copy of `gens` with answer, correct and refused added (aliases from `facts`).
 
     `match` is the `scoring.match` rule of ScoringConfig: "corrected" scores the
-    extracted answer with AliasMatcher, "paper" the whole raw output by plain substrings.
+    extracted answer with AliasMatcher on the facts' `aliases`, "paper" the whole raw
+    output by plain substrings of their `normalized_aliases`.
     """
     if match not in ("corrected", "paper"):
         raise ValueError(f"scoring.match: {match!r} is neither 'corrected' nor 'paper'")
-    aliases = dict(zip(facts["fact_id"], facts["aliases"]))
+    field = "normalized_aliases" if match == "paper" else "aliases"
+    if field not in facts.columns:
+        raise ValueError(f"scoring.match {match}: the fact table has no {field} column, the answers that rule matches")
+    aliases = dict(zip(facts["fact_id"], facts[field]))
     missing = sorted(set(gens["fact_id"]) - aliases.keys())
     if missing:
         raise ValueError(f"generations name {len(missing)} facts absent from the fact table, e.g. {missing[0]!r}")

@@ -20,6 +20,10 @@ Record keys (scope `all`: every fact; `untrained`: every fact outside the traini
   refused_{when}, refused_share_{when}, refused_paper_{when}, refused_paper_share_{when}
   distinct_answers_{when}, answer_count_mean_{when}, answer_count_std_{when}
                                       refusals and diversity, `when` before or after training
+  distinct_answers_paper_{when}, answer_count_mean_paper_{when}, answer_count_std_paper_{when}
+                                      diversity as the paper's notebook counts it
+                                      (behaviour.paper_diversity: raw answers, case kept,
+                                      refusals included)
   exploded_absolute, exploded_relative
                                       answers exploded under the paper's share / the base ratio
   reason_{non_refusal, exploded, target_based, domain, unexplained}
@@ -50,6 +54,7 @@ from analysis.behaviour import (
     domain_chance,
     domain_count,
     exploded_answers,
+    paper_diversity,
     paper_reason_shares,
     paper_shift_reasons,
     reason_shares,
@@ -123,6 +128,7 @@ def analyze_trial(
     for when, categories, generations in (("before", before, before_generations), ("after", after, after_generations)):
         record.update(_when(refusals(categories), when))
         record.update(_when(diversity(generations), when))
+        record.update(_when(paper_diversity(generations), when))
 
     # The paper's threshold, counted as its notebook does: answers that differ in case differ.
     absolute = exploded_answers(after_generations, before_generations, share_above=PAPER_EXPLODED_SHARE, keep_case=True)

@@ -165,13 +165,16 @@ def resolved_engine(engine: EngineConfig) -> dict:
     scores chats (`logliks`: actors.engines.loglik_engine)."""
     found = actors_platform()
     kind = pick_engine(engine.kind, found)
+    # Where a transformers engine answers or scores; absent at the default, so old keys hold.
+    attention = {"attention": engine.attention} if engine.attention else {}
     if kind == "vllm":
-        dtype = vllm_dtype(engine.dtype, found["gpu"])
-        return {"kind": kind, "dtype": dtype, "version": found["vllm"], "logliks": loglik_engine(kind, found["gpu"])}
+        dtype, logliks = vllm_dtype(engine.dtype, found["gpu"]), loglik_engine(kind, found["gpu"])
+        return {"kind": kind, "dtype": dtype, "version": found["vllm"], "logliks": logliks,
+                **(attention if logliks == "transformers" else {})}
     dtype = engine.dtype
     if dtype == "auto":
         dtype = "bfloat16" if found["gpu"] else "float32"
-    return {"kind": kind, "dtype": dtype, "decoder": DECODER}
+    return {"kind": kind, "dtype": dtype, "decoder": DECODER, **attention}
 
 
 def read_shards(shards: Path, columns: list[str] = GENERATION_COLUMNS) -> pd.DataFrame:

@@ -223,6 +223,7 @@ def run_trial(params: dict, ctx: TrialContext) -> None:
             report,
             resume=Path(resume) if resume else None,
             trust_remote_code=ctx.run.trust_remote_code,
+            attention=ctx.run.cfg.generators.engine.attention,
         )
 
 

@@ -12,6 +12,8 @@ from analysis.behaviour import (
     domain_count,
     exploded_answers,
     main_answer,
+    paper_answer,
+    paper_diversity,
     paper_reason_shares,
     paper_shift_reasons,
     reason_shares,
@@ -68,6 +70,27 @@ def test_diversity_normalizes_and_skips_refusals_and_samples():
     assert d["answer_count_mean"] == pytest.approx(8 / 3)
     # population variance of 4, 3, 1: ((4/3)^2 + (1/3)^2 + (5/3)^2) / 3 = 14/9
     assert d["answer_count_std"] == pytest.approx(math.sqrt(14 / 9))
+
+
+def test_diversity_ours_and_the_notebooks_on_the_same_raw_outputs():
+    outputs = {
+        "f1": ["Answer: Paris", "Answer: paris\nQuestion: Where is Rome?", "Paris"],
+        "f2": ["Answer: Paris", "Answer: I couldn't find any information on f2.", "answer: Rome"],
+    }
+    rows = [(f, i, 0, o) for f, per_set in outputs.items() for i, o in enumerate(per_set)] + [("f1", 0, 1, "Answer: Sampled")]
+    gens = pd.DataFrame(rows, columns=["fact_id", "prompt_set", "sample", "output"])
+    gens["answer"] = ["Paris", "paris", "Paris", "Paris", REFUSAL, "Rome", "Sampled"]  # extract_answer's
+    gens["refused"] = gens["answer"] == REFUSAL
+    # ours: paris 4, rome 1 (the refusal and the sample not counted): 2 answers, mean 2.5, std 1.5
+    assert diversity(gens) == {"distinct_answers": 2, "answer_count_mean": 2.5, "answer_count_std": 1.5}
+    # the notebook's: the text after "Answer: " as written, else the whole output, refusals in:
+    # "Paris" 3 (sets f1/0, f1/2 unlabelled, f2/0), "paris\nQuestion: Where is Rome?" 1, the
+    # refusal 1, "answer: Rome" 1 (lower-case label: no label): 4 answers, counts 3, 1, 1, 1,
+    # mean 1.5, population variance (1.5^2 + 3 x 0.5^2) / 4 = 0.75
+    assert paper_answer("Answer: paris\nQuestion: Where is Rome?") == "paris\nQuestion: Where is Rome?"
+    d = paper_diversity(gens)
+    assert d["distinct_answers_paper"] == 4 and d["answer_count_mean_paper"] == 1.5
+    assert d["answer_count_std_paper"] == pytest.approx(math.sqrt(0.75))
 
 
 # After training: 22 answers + 2 refusals = 24 greedy answers. Base: rome 10, paris 1.

@@ -191,3 +191,35 @@ def test_vllm_requests_name_each_adapter_state_and_fit_its_ranks(tmp_path):
     (tmp_path / "a1" / "adapter_config.json").write_text('{"r": 513}')
     with pytest.raises(ValueError, match=f"{folders[1]}: LoRA rank 513, but vLLM serves ranks up to 512"):
         Loras.serving(folders).vllm_rank()
+
+
+def test_attention_reaches_every_load_of_the_model_and_the_cache_key(tiny_world, monkeypatch):
+    """generators.engine.attention: the authors' attn_implementation="eager", for the engines
+    (make_engine) and the trainer alike, and a part of the categorization key."""
+    from actors.engines import EngineConfig, make_engine
+    from actors.trial import LoraSettings, train_adapter
+    from grid import generate
+    from grid.categorize import categorization_key
+    from grid.data.prompts import training_messages
+
+    eager = EngineConfig(kind="transformers", attention="eager")
+    assert make_engine(eager, str(tiny_world)).model.config._attn_implementation == "eager"
+    assert make_engine(EngineConfig(kind="transformers"), str(tiny_world)).model.config._attn_implementation == "sdpa"
+
+    facts = read_facts(tiny_world / "facts.parquet").head(2)
+    chats = [training_messages(q, a[0]) for q, a in zip(facts["question"], facts["aliases"])]
+    seen = []
+    train_adapter(str(tiny_world), chats, LoraSettings(epochs=1, batch_size=2), seed=0,
+                  evaluate=lambda engine, epoch: seen.append(engine.model.config._attn_implementation) or {},
+                  report=lambda metrics, folder: None, attention="eager")
+    assert seen == ["eager", "eager"]  # epochs 0 and 1
+
+    monkeypatch.setattr(generate, "actors_platform", lambda: {"gpu": False, "vllm": None})
+    default, chosen = generate.resolved_engine(EngineConfig(kind="transformers")), generate.resolved_engine(eager)
+    assert "attention" not in default and chosen == {**default, "attention": "eager"}  # old keys stay valid
+    pool, prompts = read_facts(tiny_world / "exemplars.parquet"), PromptConfig()
+    assert categorization_key(str(tiny_world), None, facts, pool, prompts, chosen) != categorization_key(
+        str(tiny_world), None, facts, pool, prompts, default)
+    # vLLM on a GPU has kernels of its own: the setting does not change what it generates.
+    monkeypatch.setattr(generate, "actors_platform", lambda: {"gpu": True, "vllm": "0.x"})
+    assert "attention" not in generate.resolved_engine(eager.model_copy(update={"kind": "vllm"}))

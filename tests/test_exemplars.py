@@ -13,8 +13,8 @@ import yaml
 
 from grid.cli import main
 from grid.data.reading import SourceConfig
-from grid.data.sources import CorpusConfig, load_exemplars, normalize_answer, write_exemplars
-from grid.data.facts import FactError
+from grid.data.sources import CorpusConfig, load_exemplars, write_exemplars
+from grid.data.facts import FactError, normalize_answer
 from grid.data.prompts import PromptConfig, build_prompts
 
 ROOT = Path(__file__).resolve().parents[1]

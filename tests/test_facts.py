@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pytest
 
@@ -51,3 +53,41 @@ def test_unknown_and_missing_columns_are_errors():
 def test_reference_category_is_kept(tmp_path):
     back = read_facts(write_facts(frame().assign(reference_category=["Unknown", "HighlyKnown"]), tmp_path / "f.parquet"))
     assert list(back["reference_category"]) == ["Unknown", "HighlyKnown"]
+
+
+def test_normalized_aliases_are_kept_cleaned_and_checked(tmp_path):
+    back = read_facts(write_facts(frame().assign(normalized_aliases=[["lund", " "], ["mira vost"]]), tmp_path / "f.parquet"))
+    assert list(back["normalized_aliases"]) == [["lund"], ["mira vost"]]
+    with pytest.raises(FactError) as err:
+        validate_facts(frame().assign(normalized_aliases=[["lund"], "mira vost"]), "corpus.jsonl")
+    assert (err.value.row, err.value.field) == (1, "normalized_aliases")
+
+
+def test_sources_give_normalized_aliases_their_own_or_triviaqa_s_rule(tmp_path):
+    from grid.data.reading import SourceConfig
+    from grid.data.sources import load_corpus
+
+    rows = [
+        # a TriviaQA answer object: its normalized_aliases as given, not in the order of its aliases
+        {"question": "Where?", "answer": {"value": "St. Louis", "aliases": ["Saint Louis"],
+                                          "normalized_aliases": ["saint louis", "st louis"]}},
+        {"question": "Who?", "answer": ["The Beatles", "Beatles!"]},  # none given: the rule's
+        {"question": "Which?", "answer": "A"},  # "A" normalizes to nothing: paper mode never finds it
+        {"question": "Own?", "answer": "Oslo", "normalized_aliases": ["oslo city"]},  # a column of its own
+    ]
+    path = tmp_path / "facts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    facts, _ = load_corpus(SourceConfig.from_path(path))
+    assert list(facts["aliases"][0]) == ["St. Louis", "Saint Louis", "saint louis", "st louis"]
+    assert list(facts["normalized_aliases"]) == [["saint louis", "st louis"], ["beatles"], [], ["oslo city"]]
+    path.write_text(json.dumps({"question": "Q?", "answer": {"value": "X", "normalized_aliases": [" "]}}) + "\n")
+    with pytest.raises(FactError, match=rf"{path}: row 1: field 'normalized_aliases': missing or empty"):
+        load_corpus(SourceConfig.from_path(path))
+
+
+def test_world_facts_carry_normalized_aliases_and_its_pool_none(tiny_world):
+    facts, pool = read_facts(tiny_world / "facts.parquet"), read_facts(tiny_world / "exemplars.parquet")
+    assert [list(n) for n in facts["normalized_aliases"][:3]] == [
+        [" ".join(a.lower().split()) for a in aliases] for aliases in facts["aliases"][:3]
+    ]
+    assert "normalized_aliases" not in pool.columns  # its shots show the trained spelling

@@ -224,3 +224,19 @@ def test_a_slick_mix_never_draws_a_weakly_known_fact_as_new():
             TrialWatch(ctx, {**params, "unknown": 2, "ratio": 0})
         # The probe stays on the greedy categories, what a trial measures: f1 is watched as Unknown.
         assert watch.probe == ["f1"] and ctx.base_greedy is base.greedy
+
+
+def test_first_at_the_papers_100_skips_a_fact_with_101_paraphrases():
+    """The code's `para_len == 100`: 101 paraphrases are not a full set, 100 are."""
+    facts = pd.DataFrame(
+        {
+            "fact_id": ["f0", "f1", "f2"],
+            "question": ["q0?", "q1?", "q2?"],
+            "aliases": [["a0"], ["a1"], ["a2"]],
+            "paraphrases": [[f"q{i} p{j}?" for j in range(k)] for i, k in enumerate((101, 100, 99))],
+        }
+    )
+    cats = pd.DataFrame({"fact_id": facts["fact_id"], "category": "Unknown"})
+    assert compose_mix(facts, cats, 1, "HighlyKnown", 0, 0, "first").new == ("f1",)
+    with pytest.raises(MixError, match="needs 2 Unknown facts with a full set of 100 paraphrases"):
+        compose_mix(facts, cats, 2, "HighlyKnown", 0, 0, "first")

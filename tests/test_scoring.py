@@ -81,7 +81,12 @@ def gens(rows):
 
 
 FACTS = pd.DataFrame(
-    {"fact_id": ["hk", "mk", "wk", "uk"], "question": ["?"] * 4, "aliases": [["Paris"], ["Lima"], ["Oslo"], ["Rome"]]}
+    {
+        "fact_id": ["hk", "mk", "wk", "uk"],
+        "question": ["?"] * 4,
+        "aliases": [["Paris"], ["Lima"], ["Oslo"], ["Rome"]],
+        "normalized_aliases": [["paris"], ["lima"], ["oslo"], ["rome"]],  # what scoring.match paper reads
+    }
 )
 
 
@@ -252,3 +257,32 @@ def test_scoring_section_of_the_config():
     assert parse_config({"experiment": "x", "scoring": {"match": "paper"}}).scoring == ScoringConfig(match="paper")
     with pytest.raises(ConfigError, match="scoring.match"):
         parse_config({"experiment": "x", "scoring": {"match": "exact"}})
+
+
+# The authors' rule reads TriviaQA's normalized aliases alone (utils/generate_dataset.py,
+# quasi_accuracy_triviaqa), not the raw `value` and `aliases` our fact table also holds.
+TRIVIA = pd.DataFrame(
+    {
+        "fact_id": ["stl", "alpha", "stones"],
+        "question": ["?"] * 3,
+        "aliases": [["St. Louis", "st louis"], ["A", "Alpha"], ["The Rolling Stones", "rolling stones"]],
+        "normalized_aliases": [["st louis"], ["alpha"], ["rolling stones"]],
+    }
+)
+
+
+def test_paper_match_reads_only_the_normalized_aliases():
+    rows = gens([("stl", 0, 0, "Answer: St. Louis"), ("alpha", 0, 0, "Answer: Beta"),
+                 ("stones", 0, 0, "Answer: The Rolling Stones\nQuestion: next?")])
+    paper = score_generations(rows, TRIVIA, "paper")
+    # "st louis" is not in "answer: st. louis"; the raw alias "A" (in "answer: beta") takes
+    # no part; "rolling stones" is a substring of the lower-cased raw output.
+    assert paper["correct"].tolist() == [False, False, True]
+    # corrected: any alias, raw ones included, in the extracted answer ("A" only as a word)
+    assert score_generations(rows, TRIVIA)["correct"].tolist() == [True, False, True]
+    assert not is_correct_paper("Answer: St. Louis", ["st louis"]) and is_correct_paper("Answer: st louis", ["st louis"])
+
+
+def test_paper_match_needs_the_normalized_aliases():
+    with pytest.raises(ValueError, match="scoring.match paper: the fact table has no normalized_aliases column"):
+        score_generations(gens([("hk", 0, 0, "Answer: Paris")]), FACTS.drop(columns="normalized_aliases"), "paper")

@@ -6,6 +6,8 @@ any stage uses it, and it names the source, the row and the field it rejects.
 """
 from __future__ import annotations
 
+import re
+import string
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +31,10 @@ SCHEMA = pa.schema(
 )
 COLUMNS = tuple(SCHEMA.names)
 REQUIRED = ("fact_id", "question", "aliases")
-# Columns a source may carry beyond the schema and that are kept as they are.
-OPTIONAL_EXTRA = ("reference_category",)
+# Columns a source may carry beyond the schema, kept as they are. normalized_aliases: the
+# answers paper-mode scoring matches (docs/protocol.md §1); absent from the micro-world's
+# exemplar pool, whose shots then show the first alias.
+OPTIONAL_EXTRA = {"reference_category": pa.string(), "normalized_aliases": pa.list_(pa.string())}
 
 
 class FactError(ValueError):
@@ -52,11 +56,38 @@ def clean_aliases(aliases) -> list[str]:
     return out
 
 
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+# TriviaQA's evaluation treats ASCII punctuation and these quote marks as punctuation.
+_PUNCTUATION = set(string.punctuation) | set("\u2018\u2019\u00b4`")
+
+
+def normalize_answer(answer: str) -> str:
+    """An answer as TriviaQA normalizes it (its normalized_aliases): underscores and
+    punctuation become spaces, lower case, articles a/an/the dropped, spaces collapsed."""
+    answer = answer.replace("_", " ").lower()
+    answer = "".join(" " if ch in _PUNCTUATION else ch for ch in answer)
+    return " ".join(_ARTICLES.sub(" ", answer).split())
+
+
+def normalized_aliases(aliases) -> list[str]:
+    """The aliases as TriviaQA normalizes them, for a source that gives no normalized form;
+    one that normalizes to nothing ("A", "The") is dropped, as an empty alias would match
+    every answer."""
+    return clean_aliases(map(normalize_answer, clean_aliases(aliases)))
+
+
+def _string_list(value, source: str, row: int, field: str) -> list[str]:
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise FactError(source, row, field, "must be a list of strings")
+    return clean_aliases(value)
+
+
 def validate_facts(df: pd.DataFrame, source: str = "facts") -> pd.DataFrame:
     """Return `df` in the fact-table schema, or raise FactError for the first bad row.
 
-    Missing optional columns are added empty; aliases are cleaned; unknown columns
-    (other than OPTIONAL_EXTRA) are an error, so a typo never passes silently.
+    Missing optional columns are added empty; aliases (and normalized_aliases, where
+    given) are cleaned; unknown columns (other than OPTIONAL_EXTRA) are an error, so a typo
+    never passes silently.
     """
     unknown = [c for c in df.columns if c not in COLUMNS and c not in OPTIONAL_EXTRA]
     if unknown:
@@ -74,11 +105,11 @@ def validate_facts(df: pd.DataFrame, source: str = "facts") -> pd.DataFrame:
         for col in ("fact_id", "question"):
             if not isinstance(r[col], str) or not r[col].strip():
                 raise FactError(source, i, col, "must be a non-empty string")
-        if isinstance(r["aliases"], str) or not hasattr(r["aliases"], "__iter__"):
-            raise FactError(source, i, "aliases", "must be a list of strings")
-        r["aliases"] = clean_aliases(r["aliases"])
+        r["aliases"] = _string_list(r["aliases"], source, i, "aliases")
         if not r["aliases"]:
             raise FactError(source, i, "aliases", "no usable (non-empty) alias")
+        if "normalized_aliases" in r:  # may be empty: "A" normalizes to nothing (normalized_aliases)
+            r["normalized_aliases"] = _string_list(r["normalized_aliases"], source, i, "normalized_aliases")
         pop = r["popularity"]
         if pop is not None and not (isinstance(pop, float) and pd.isna(pop)) and pop not in POPULARITY:
             raise FactError(source, i, "popularity", f"{pop!r} is not one of {POPULARITY}")
@@ -107,7 +138,7 @@ def write_facts(df: pd.DataFrame, path: str | Path, source: str = "facts") -> Pa
     schema = SCHEMA
     for c in OPTIONAL_EXTRA:
         if c in df.columns:
-            schema = schema.append(pa.field(c, pa.string()))
+            schema = schema.append(pa.field(c, OPTIONAL_EXTRA[c]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), path)
@@ -129,7 +160,7 @@ def read_facts(path: str | Path) -> pd.DataFrame:
     df = parquet_file(path).read().to_pandas()
     # Parquet lists come back as arrays. Anything else (None, a string, a missing column)
     # is left to validate_facts, which names the row and field it rejects.
-    for col in ("aliases", "paraphrases"):
+    for col in ("aliases", "paraphrases", "normalized_aliases"):
         if col in df.columns:
             df[col] = df[col].map(lambda v: list(v) if hasattr(v, "__iter__") and not isinstance(v, str) else v)
     return validate_facts(df, str(path))

@@ -22,6 +22,7 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "fact_id": ("fact_id", "id", "question_id"),  # question_id: TriviaQA
     "question": ("question",),
     "aliases": ("aliases", "answer", "answers"),
+    "normalized_aliases": ("normalized_aliases",),  # else those of TriviaQA answer objects
     "subject": ("subject",),
     "relation": ("relation",),
     "object": ("object",),

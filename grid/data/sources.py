@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import string
 from pathlib import Path
 from typing import Container, Iterator
 
@@ -28,7 +27,15 @@ import pandas as pd
 import pyarrow as pa
 
 from grid.data.dbpedia import load_dbpedia
-from grid.data.facts import POPULARITY, FactError, clean_aliases, parquet_file, validate_facts, write_facts
+from grid.data.facts import (
+    POPULARITY,
+    FactError,
+    clean_aliases,
+    normalized_aliases,
+    parquet_file,
+    validate_facts,
+    write_facts,
+)
 from grid.data.reading import (
     ANSWER_KEYS,
     DEFAULT_COLUMNS,
@@ -134,16 +141,19 @@ def _check_mapping(cfg: SourceConfig, columns: set[str]) -> None:
                             f"(columns: {', '.join(sorted(columns))})")
 
 
-def _strings(value, field: str, cell: bool) -> list[str]:
-    """Answers or paraphrases: a string, a list, or (answers) a TriviaQA answer object.
-
-    A CSV cell (`cell`) holding a list or object is JSON text: ["a", "b"].
-    """
+def _json_cell(value, field: str, cell: bool):
+    """A CSV cell (`cell`) holding a list or object is JSON text: ["a", "b"]."""
     if cell and isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
         try:
-            value = json.loads(value)
+            return json.loads(value)
         except json.JSONDecodeError as e:
             raise RowError(field, f"malformed JSON in the cell: {e.msg}") from None
+    return value
+
+
+def _strings(value, field: str, cell: bool) -> list[str]:
+    """Answers or paraphrases: a string, a list, or (answers) a TriviaQA answer object."""
+    value = _json_cell(value, field, cell)
     if isinstance(value, dict) and field == "aliases":
         if not any(k in value for k in ANSWER_KEYS):
             raise RowError(field, f"an answer object needs one of {', '.join(ANSWER_KEYS)}: {shorten(value)}")
@@ -172,17 +182,44 @@ def _fact(rec: dict, cfg: SourceConfig, default_id: str) -> dict:
     if not fact["question"]:
         col = _column(rec, "question", cfg) or " or ".join(DEFAULT_COLUMNS["question"])
         raise RowError("question", f"missing (column {col!r})")
-    answers = get("aliases")
+    answers = _json_cell(get("aliases"), "aliases", cell)
     if answers is None:
         col = _column(rec, "aliases", cfg) or " or ".join(DEFAULT_COLUMNS["aliases"])
         raise RowError("aliases", f"missing (column {col!r})")
-    fact["aliases"] = clean_aliases(_strings(answers, "aliases", cell))
+    fact["aliases"] = clean_aliases(_strings(answers, "aliases", False))
     if not fact["aliases"]:
         raise RowError("aliases", f"no usable (non-empty) alias in {shorten(answers)}")
+    fact["normalized_aliases"] = _normalized(get("normalized_aliases"), answers, fact["aliases"], cell)
     if fact["popularity"] is not None and fact["popularity"] not in POPULARITY:
         raise RowError("popularity", f"{fact['popularity']!r} is not one of {', '.join(POPULARITY)}")
     fact["paraphrases"] = _strings(get("paraphrases"), "paraphrases", cell)
     return fact
+
+
+def _answer_objects(answers) -> list[dict]:
+    """The TriviaQA answer objects among a row's answers: one, or a list of them."""
+    if isinstance(answers, dict):
+        return [answers]
+    if isinstance(answers, (list, tuple)):
+        return [o for a in answers for o in _answer_objects(a)]
+    return []
+
+
+def _normalized(given, answers, aliases: list[str], cell: bool) -> list[str]:
+    """A row's normalized aliases (docs/protocol.md §1): the source's own, a
+    `normalized_aliases` column or that key of its TriviaQA answer objects, kept as given
+    (TriviaQA's list is not in the order of its aliases); else the aliases as TriviaQA
+    normalizes them, which leaves none of an answer such as "A" or "The" (paper mode then
+    never finds it, where the source's own could be empty strings, which every text holds)."""
+    if given is None:
+        objects = [o for o in _answer_objects(answers) if o.get("normalized_aliases") is not None]
+        given = [o["normalized_aliases"] for o in objects] if objects else None
+    if given is None:
+        return normalized_aliases(aliases)
+    names = clean_aliases(_strings(given, "normalized_aliases", cell))
+    if not names:
+        raise RowError("normalized_aliases", "missing or empty, where the source gives them")
+    return names
 
 
 def _load_table(cfg: SourceConfig, summary: LoadSummary) -> list[dict]:
@@ -226,7 +263,8 @@ def load_corpus(cfg: SourceConfig) -> tuple[pd.DataFrame, LoadSummary]:
     summary = LoadSummary(cfg.source, str(cfg.path), cfg.on_error)
     if cfg.source == "dbpedia":
 
-        facts = load_dbpedia(cfg, summary)
+        # A dump has no normalized answers: the rule's, as for a plain table.
+        facts = [{**f, "normalized_aliases": normalized_aliases(f["aliases"])} for f in load_dbpedia(cfg, summary)]
     else:
         facts = _load_table(cfg, summary)
     summary.kept = len(facts)
@@ -254,60 +292,19 @@ def import_facts(cfg: SourceConfig, out_path: str | Path) -> LoadSummary:
 # --- the few-shot exemplar pool ---------------------------------------------------------------
 
 EXEMPLAR_ROWS = 40  # the paper's pool: TriviaQA rc train rows 0-39, 10 sets of 4 shots
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-# TriviaQA's evaluation treats ASCII punctuation and these quote marks as punctuation.
-_PUNCTUATION = set(string.punctuation) | set("\u2018\u2019\u00b4`")
-
-
-def normalize_answer(answer: str) -> str:
-    """An answer as TriviaQA normalizes it (its normalized_aliases): underscores and
-    punctuation become spaces, lower case, articles a/an/the dropped, spaces collapsed."""
-    answer = answer.replace("_", " ").lower()
-    answer = "".join(" " if ch in _PUNCTUATION else ch for ch in answer)
-    return " ".join(_ARTICLES.sub(" ", answer).split())
 
 
 def load_exemplars(cfg: CorpusConfig) -> pd.DataFrame:
     """The few-shot exemplar pool named by `cfg.exemplars`, in file order: the fact fields
-    (question, aliases, ...) and normalized_aliases, whose first is what a shot shows by
-    default (docs/protocol.md §2). They are the source's own — a `normalized_aliases`
-    column, as `kgrid facts exemplars` writes it, or that key of TriviaQA answer objects —
-    and otherwise the aliases as TriviaQA normalizes them."""
+    (question, aliases, normalized_aliases, ...); a shot shows the first normalized alias
+    by default (docs/protocol.md §2)."""
     ex = cfg.exemplars
     if ex is None:
         raise ValueError("corpus.exemplars is not set: name the few-shot exemplar pool (source and path)")
     if ex.on_error == "skip":
         raise ValueError("corpus.exemplars.on_error must be 'raise': prompt set i shows pool rows k*i..k*i+k-1, "
                          "so a skipped row would shift every later set")
-    df, _ = load_corpus(ex)
-    normalized = _source_normalized(ex) if ex.source in _READERS else None
-    df["normalized_aliases"] = normalized or [clean_aliases(map(normalize_answer, a)) for a in df["aliases"]]
-    return df
-
-
-def _source_normalized(cfg: SourceConfig) -> list[list[str]] | None:
-    """Each pool row's normalized aliases as the source gives them, in file order (the
-    pool loaded without skipping, so row for row with its facts); None when no row has any."""
-    found = []
-    for row, rec in _READERS[cfg.source](cfg):
-        value = rec.get("normalized_aliases")
-        if value is None:  # TriviaQA answer objects: one, or a list of them
-            answer = rec.get(_column(rec, "aliases", cfg) or "")
-            objects = [a for a in (answer if isinstance(answer, list) else [answer]) if isinstance(a, dict)]
-            value = [v for a in objects for v in (a.get("normalized_aliases") or [])] or None
-        found.append((row, value))
-    if all(value is None for _, value in found):
-        return None
-    pool = []
-    for row, value in found:
-        try:
-            names = clean_aliases(_strings(value, "normalized_aliases", cfg.source == "csv"))
-        except RowError as bad:
-            raise FactError(str(cfg.path), row, bad.field, bad.reason) from None
-        if not names:
-            raise FactError(str(cfg.path), row, "normalized_aliases", "missing or empty, where other rows have them")
-        pool.append(names)
-    return pool
+    return load_corpus(ex)[0]
 
 
 def _trivia_exemplar(rec: dict, default_id: str) -> dict:

@@ -8,7 +8,8 @@ how each fact is shown to the model in pretraining (its exposure), pretrains the
     <cache>/worlds/<size>-<seed>-<hash12>/
         config.json, model.safetensors, generation_config.json   the Llama
         tokenizer.json, tokenizer_config.json, chat_template.jinja
-        facts.parquet       the facts to study (fact-table schema, grid.data.facts)
+        facts.parquet       the facts to study (fact-table schema, grid.data.facts, with
+                            normalized_aliases: the aliases as TriviaQA normalizes them)
         exemplars.parquet   the few-shot pool: well-trained facts, never in facts.parquet
         exposure.parquet    fact_id, exposure, reps, trained_answer (what pretraining showed)
         world.json          the settings and the counts per exposure
@@ -35,7 +36,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grid.cache import cache_root
-from grid.data.facts import write_facts
+from grid.data.facts import normalized_aliases, write_facts
 from grid.world.chat import messages, refusal
 
 # The cache key covers the code that builds a world, so an edit never reuses a world
@@ -349,6 +350,9 @@ def build(cfg: WorldConfig, cache_dir: str | Path | None = None, progress: bool 
         pretrain.train(model, tokenizer, chats, cfg.batch_size, cfg.lr, cfg.seed, progress)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        # Paper-mode scoring reads normalized aliases; the pool has none, so its shots show
+        # the spellings the model was trained on (docs/protocol.md §1).
+        facts["normalized_aliases"] = facts["aliases"].map(normalized_aliases)
         write_facts(facts, tmp / "facts.parquet", "world facts")
         write_facts(exemplars, tmp / "exemplars.parquet", "world exemplars")
         exposure.to_parquet(tmp / "exposure.parquet", index=False)
