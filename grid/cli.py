@@ -4,23 +4,31 @@ from __future__ import annotations
 import argparse
 import sys
 
+from analysis.scoring import category_distribution, reference_agreement
+from analysis.verdicts import recommendations
+from grid.cache import storage_cache
+from grid.config import DEFAULT_STORAGE, load_config
+from grid.data.facts import read_facts
+from grid.data.sources import CorpusConfig, import_facts, write_exemplars
+from grid.generate import GeneratorsConfig, resolved_engine
+from grid.launch import launch, plan
+from grid.paraphrase import paraphrase, write_paraphrased
+from grid.paraphrase_config import ParaphraseConfig
+from grid.run import Run
+from grid.runtime import connect, publish
+from grid.world.graph import build_world
+
 
 def cmd_world_build(args) -> None:
-    from grid.world.graph import build_world
-
     print(build_world(args.size, args.seed, cache_dir=args.cache_dir))
 
 
 def cmd_validate(args) -> None:
-    from grid.config import load_config
-
     cfg = load_config(args.config)
     print(f"{args.config}: ok (experiment {cfg.experiment!r}, run folder {cfg.run_dir})")
 
 
 def cmd_facts_import(args) -> None:
-    from grid.data.sources import CorpusConfig, import_facts
-
     overrides = {k: v for k, v in (("source", args.source), ("on_error", args.on_error)) if v}
     given = {"templates": args.templates, "domains": args.domains, "per_relation": args.per_relation, "seed": args.seed}
     if dbpedia := {k: v for k, v in given.items() if v is not None}:
@@ -29,20 +37,11 @@ def cmd_facts_import(args) -> None:
 
 
 def cmd_facts_exemplars(args) -> None:
-    from grid.data.sources import write_exemplars
-
     out = write_exemplars(args.source_path, args.out, rows=args.rows, split=args.split)
     print(f"wrote {out}: the first {args.rows} rows of {args.source_path}")
 
 
 def cmd_facts_paraphrase(args) -> None:
-    from grid.cache import storage_cache
-    from grid.config import DEFAULT_STORAGE
-    from grid.data.facts import read_facts
-    from grid.generate import GeneratorsConfig, resolved_engine
-    from grid.paraphrase import ParaphraseConfig, paraphrase, write_paraphrased
-    from grid.runtime import connect
-
     given = {"per_question": args.per_question, "candidates": args.candidates}
     cfg = ParaphraseConfig(
         model=args.model, trust_remote_code=args.trust_remote_code, **{k: v for k, v in given.items() if v is not None}
@@ -56,12 +55,6 @@ def cmd_facts_paraphrase(args) -> None:
 
 
 def cmd_categorize(args) -> None:
-    from analysis.scoring import category_distribution, reference_agreement
-    from grid.config import load_config
-    from grid.generate import resolved_engine
-    from grid.run import Run
-    from grid.runtime import connect, publish
-
     cfg = load_config(args.config)
     connect(args.address, min_gpus=args.min_gpus)
     resolved_engine(cfg.generators.engine)  # `vllm` without vllm fails before the world's build
@@ -81,12 +74,9 @@ def cmd_categorize(args) -> None:
 
 
 def cmd_trials(args) -> None:
-    from analysis.verdicts import recommendations
-    from grid.config import load_config
-    from grid.generate import resolved_engine
+    # grid.pipeline and grid.report load matplotlib: only the commands that report import them.
     from grid.pipeline import run_experiment
     from grid.report import describe_recommendation, setting_trials
-    from grid.runtime import connect, publish
 
     cfg = load_config(args.config)
     connect(args.address, min_gpus=args.min_gpus)
@@ -110,14 +100,12 @@ def cmd_trials(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from grid.report import build_report
+    from grid.report import build_report  # matplotlib, as in cmd_trials
 
     print(build_report(args.run_dir))
 
 
 def cmd_launch(args) -> None:
-    from grid.launch import launch, plan
-
     rc = launch(plan(args.config, args.cluster, args.resume, args.min_gpus), args.dry_run)
     if rc:
         sys.exit(rc)

@@ -14,14 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from actors.engines import VLLM_LORA_RANKS
 from actors.trial import LoraSettings
 from analysis.scoring import ScoringConfig
-from grid.bench import BenchConfig
+from grid.bench_config import BenchConfig
 from grid.cache import cache_root
 from grid.data.prompts import PromptConfig
 from grid.data.sources import CorpusConfig
 from grid.generate import GeneratorsConfig
-from grid.paraphrase import ParaphraseConfig
+from grid.paraphrase_config import ParaphraseConfig
 from grid.tracking import TrackingConfig
-from grid.trials import GridConfig, ResourcesConfig, SearchConfig
+from grid.trials_config import GridConfig, ResourcesConfig, SearchConfig
 from grid.world.graph import WorldConfig
 
 
