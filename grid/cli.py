@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from analysis.scoring import category_distribution, reference_agreement
 from analysis.verdicts import recommendations
 from grid.cache import storage_cache
-from grid.config import DEFAULT_STORAGE, load_config
+from grid.config import DEFAULT_STORAGE, config_value, load_config, parse_set
 from grid.data.facts import read_facts
 from grid.data.sources import CorpusConfig, import_facts, write_exemplars
 from grid.generate import GeneratorsConfig, resolved_engine
@@ -24,8 +25,11 @@ def cmd_world_build(args) -> None:
 
 
 def cmd_validate(args) -> None:
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.sets)
     print(f"{args.config}: ok (experiment {cfg.experiment!r}, run folder {cfg.run_dir})")
+    for parts, _, _ in map(parse_set, args.sets):
+        key = ".".join(parts)
+        print(f"  {key}: {json.dumps(config_value(cfg, key))} (--set)")
 
 
 def cmd_facts_import(args) -> None:
@@ -55,7 +59,7 @@ def cmd_facts_paraphrase(args) -> None:
 
 
 def cmd_categorize(args) -> None:
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.sets)
     connect(args.address, min_gpus=args.min_gpus)
     resolved_engine(cfg.generators.engine)  # `vllm` without vllm fails before the world's build
     run = Run.open(cfg)
@@ -78,7 +82,7 @@ def cmd_trials(args) -> None:
     from grid.pipeline import run_experiment
     from grid.report import describe_recommendation, setting_trials
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.sets)
     connect(args.address, min_gpus=args.min_gpus)
     resolved_engine(cfg.generators.engine)  # `vllm` without vllm fails before the world's build
     results = run_experiment(cfg, "search" if args.command == "tune" else "grid", resume=args.resume)
@@ -111,8 +115,20 @@ def cmd_launch(args) -> None:
         sys.exit(rc)
 
 
+def config_arguments() -> argparse.ArgumentParser:
+    """The arguments of every command that reads an experiment config: the file and its overrides."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("config")
+    p.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY.PATH=VALUE",
+        help="override a config key, the value read as YAML (--set lora.rank=8, --set grid.seeds=[0,1]); repeatable",
+    )
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kgrid", description=__doc__)
+    config = config_arguments()
     sub = p.add_subparsers(dest="command", required=True)
 
     world = sub.add_parser("world", help="the built-in micro-world").add_subparsers(dest="action", required=True)
@@ -122,8 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache-dir", default=None)
     build.set_defaults(func=cmd_world_build)
 
-    validate = sub.add_parser("validate", help="check a config without running anything")
-    validate.add_argument("config")
+    validate = sub.add_parser("validate", parents=[config], help="check a config without running anything")
     validate.set_defaults(func=cmd_validate)
 
     facts = sub.add_parser("facts", help="fact tables").add_subparsers(dest="action", required=True)
@@ -160,15 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     para.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     para.set_defaults(func=cmd_facts_paraphrase)
 
-    cat = sub.add_parser("categorize", help="categorize every fact for the config's base model")
-    cat.add_argument("config")
+    cat = sub.add_parser("categorize", parents=[config], help="categorize every fact for the config's base model")
     cat.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     cat.add_argument("--min-gpus", type=int, default=0, help="first wait until the cluster has this many GPUs")
     cat.set_defaults(func=cmd_categorize)
 
     for name, help in (("run", "run the config's grid of LoRA trials"), ("tune", "search LoRA rank and mix with Optuna")):
-        trials = sub.add_parser(name, help=help)
-        trials.add_argument("config")
+        trials = sub.add_parser(name, parents=[config], help=help)
         trials.add_argument("--resume", action="store_true", help="continue a killed run; finished trials are kept")
         trials.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
         trials.add_argument("--min-gpus", type=int, default=0, help="first wait until the cluster has this many GPUs")
