@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from actors.engines import Engine
 from analysis.benchmarks import AGGREGATE, bench_record, held_out, mc_accuracy
 from analysis.schema import BENCHMARK_LOG_COLUMNS
 from analysis.scoring import HIGHLY_KNOWN, is_correct
 from analysis.trial_analysis import merge_records
+from grid.bench_config import BenchConfig
 from grid.cache import digest, path_fingerprint
 from grid.data.prompts import PromptConfig, build_prompts, fact_rng, with_answer
 from grid.generate import LOGLIK_COLUMNS, PASS_COLUMNS, Work, pass_rows, read_shards, resolved_engine
@@ -58,28 +58,6 @@ BUILTIN = tuple(AGGREGATE)
 OPTIONS = 4  # the true answer and 3 distractors, as in MMLU
 # Bump when built-in items or their scoring change, so cached scores are not reused.
 BENCH_FORMAT = 1
-# The paper's shots (docs/protocol.md §5); a task not named here takes its own default.
-PAPER_SHOTS = {"mmlu": 5, "truthfulqa_mc1": 0, "truthfulqa_mc2": 0}
-
-
-class BenchConfig(BaseModel):
-    """The `bench:` section: which benchmarks measure the base model and every adapter."""
-
-    model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
-    tasks: list[str] = Field(["known_mc", "known_ppl"], min_length=1, description="built-in tasks or lm-eval task names")
-    num_fewshot: dict[str, int] = Field(PAPER_SHOTS, description="shots per lm-eval task")
-    metric: str = Field("acc,none", description="the lm-eval metric that is a task's score")
-    limit: int | None = Field(
-        None, ge=1, description="for a quick look: the first N known facts of a built-in task; lm-eval's limit (per subtask of mmlu)"
-    )
-    batch_size: int = Field(32, ge=1, description="chats per forward of a built-in task; lm-eval's batch size")
-    seed: int = Field(0, ge=0, description="seeds the distractors of known_mc")
-
-    @property
-    def lm_eval_tasks(self) -> dict[str, int | None]:
-        """The lm-eval tasks and their shots (None: the task's own default)."""
-        return {t: self.num_fewshot.get(t) for t in self.tasks if t not in BUILTIN}
 
 
 @dataclass

@@ -2,25 +2,38 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from analysis.scoring import category_distribution, reference_agreement
+from analysis.verdicts import recommendations
+from grid.cache import storage_cache
+from grid.config import DEFAULT_STORAGE, config_value, load_config, parse_set
+from grid.data.facts import read_facts
+from grid.data.sources import CorpusConfig, import_facts, write_exemplars
+from grid.generate import GeneratorsConfig, resolved_engine
+from grid.launch import launch, plan
+from grid.paraphrase import paraphrase, write_paraphrased
+from grid.paraphrase_config import ParaphraseConfig
+from grid.run import Run
+from grid.run_folder import RunFolder
+from grid.runtime import connect, publish
+from grid.world.graph import build_world
 
 
 def cmd_world_build(args) -> None:
-    from grid.world.graph import build_world
-
     print(build_world(args.size, args.seed, cache_dir=args.cache_dir))
 
 
 def cmd_validate(args) -> None:
-    from grid.config import load_config
-
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.sets)
     print(f"{args.config}: ok (experiment {cfg.experiment!r}, run folder {cfg.run_dir})")
+    for parts, _, _ in map(parse_set, args.sets):
+        key = ".".join(parts)
+        print(f"  {key}: {json.dumps(config_value(cfg, key))} (--set)")
 
 
 def cmd_facts_import(args) -> None:
-    from grid.data.sources import CorpusConfig, import_facts
-
     overrides = {k: v for k, v in (("source", args.source), ("on_error", args.on_error)) if v}
     given = {"templates": args.templates, "domains": args.domains, "per_relation": args.per_relation, "seed": args.seed}
     if dbpedia := {k: v for k, v in given.items() if v is not None}:
@@ -29,20 +42,11 @@ def cmd_facts_import(args) -> None:
 
 
 def cmd_facts_exemplars(args) -> None:
-    from grid.data.sources import write_exemplars
-
     out = write_exemplars(args.source_path, args.out, rows=args.rows, split=args.split)
     print(f"wrote {out}: the first {args.rows} rows of {args.source_path}")
 
 
 def cmd_facts_paraphrase(args) -> None:
-    from grid.cache import storage_cache
-    from grid.config import DEFAULT_STORAGE
-    from grid.data.facts import read_facts
-    from grid.generate import GeneratorsConfig, resolved_engine
-    from grid.paraphrase import ParaphraseConfig, paraphrase, write_paraphrased
-    from grid.runtime import connect
-
     given = {"per_question": args.per_question, "candidates": args.candidates}
     cfg = ParaphraseConfig(
         model=args.model, trust_remote_code=args.trust_remote_code, **{k: v for k, v in given.items() if v is not None}
@@ -56,13 +60,7 @@ def cmd_facts_paraphrase(args) -> None:
 
 
 def cmd_categorize(args) -> None:
-    from analysis.scoring import category_distribution, reference_agreement
-    from grid.config import load_config
-    from grid.generate import resolved_engine
-    from grid.run import Run
-    from grid.runtime import connect, publish
-
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.sets)
     connect(args.address, min_gpus=args.min_gpus)
     resolved_engine(cfg.generators.engine)  # `vllm` without vllm fails before the world's build
     run = Run.open(cfg)
@@ -81,15 +79,11 @@ def cmd_categorize(args) -> None:
 
 
 def cmd_trials(args) -> None:
-    from analysis.verdicts import recommendations
-    from grid.config import load_config
-    from grid.generate import resolved_engine
+    # grid.pipeline and grid.report load matplotlib: only the commands that report import them.
     from grid.pipeline import run_experiment
     from grid.report import describe_recommendation, setting_trials
-    from grid.run_folder import RunFolder
-    from grid.runtime import connect, publish
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.sets)
     connect(args.address, min_gpus=args.min_gpus)
     resolved_engine(cfg.generators.engine)  # `vllm` without vllm fails before the world's build
     results = run_experiment(cfg, "search" if args.command == "tune" else "grid", resume=args.resume)
@@ -112,21 +106,31 @@ def cmd_trials(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from grid.report import build_report
+    from grid.report import build_report  # matplotlib, as in cmd_trials
 
     print(build_report(args.run_dir))
 
 
 def cmd_launch(args) -> None:
-    from grid.launch import launch, plan
-
     rc = launch(plan(args.config, args.cluster, args.resume, args.min_gpus), args.dry_run)
     if rc:
         sys.exit(rc)
 
 
+def config_arguments() -> argparse.ArgumentParser:
+    """The arguments of every command that reads an experiment config: the file and its overrides."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("config")
+    p.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY.PATH=VALUE",
+        help="override a config key, the value read as YAML (--set lora.rank=8, --set grid.seeds=[0,1]); repeatable",
+    )
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kgrid", description=__doc__)
+    config = config_arguments()
     sub = p.add_subparsers(dest="command", required=True)
 
     world = sub.add_parser("world", help="the built-in micro-world").add_subparsers(dest="action", required=True)
@@ -136,8 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache-dir", default=None)
     build.set_defaults(func=cmd_world_build)
 
-    validate = sub.add_parser("validate", help="check a config without running anything")
-    validate.add_argument("config")
+    validate = sub.add_parser("validate", parents=[config], help="check a config without running anything")
     validate.set_defaults(func=cmd_validate)
 
     facts = sub.add_parser("facts", help="fact tables").add_subparsers(dest="action", required=True)
@@ -174,15 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     para.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     para.set_defaults(func=cmd_facts_paraphrase)
 
-    cat = sub.add_parser("categorize", help="categorize every fact for the config's base model")
-    cat.add_argument("config")
+    cat = sub.add_parser("categorize", parents=[config], help="categorize every fact for the config's base model")
     cat.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
     cat.add_argument("--min-gpus", type=int, default=0, help="first wait until the cluster has this many GPUs")
     cat.set_defaults(func=cmd_categorize)
 
     for name, help in (("run", "run the config's grid of LoRA trials"), ("tune", "search LoRA rank and mix with Optuna")):
-        trials = sub.add_parser(name, help=help)
-        trials.add_argument("config")
+        trials = sub.add_parser(name, parents=[config], help=help)
         trials.add_argument("--resume", action="store_true", help="continue a killed run; finished trials are kept")
         trials.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
         trials.add_argument("--min-gpus", type=int, default=0, help="first wait until the cluster has this many GPUs")

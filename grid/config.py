@@ -1,12 +1,15 @@
-"""Experiment configs: YAML validated into typed sections.
+"""Experiment configs: YAML, with the command line's `--set KEY.PATH=VALUE` overrides,
+validated into typed sections.
 
-Each section is a small pydantic class that lives beside the code it configures;
-this module only composes them and turns validation errors into messages that
-name the file, the key path and the reason.
+Each section is a small pydantic class that lives beside the code it configures, in a
+module that imports no stage (docs/design.md); this module only composes them and turns
+validation errors into messages that name the file, the key path and the reason.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -14,14 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from actors.engines import VLLM_LORA_RANKS
 from actors.trial import LoraSettings
 from analysis.scoring import ScoringConfig
-from grid.bench import BenchConfig
+from grid.bench_config import BenchConfig
 from grid.cache import cache_root
 from grid.data.prompts import PromptConfig
 from grid.data.sources import CorpusConfig
 from grid.generate import GeneratorsConfig
-from grid.paraphrase import ParaphraseConfig
+from grid.paraphrase_config import ParaphraseConfig
 from grid.tracking import TrackingConfig
-from grid.trials import GridConfig, ResourcesConfig, SearchConfig
+from grid.trials_config import GridConfig, ResourcesConfig, SearchConfig
 from grid.world.graph import WorldConfig
 
 
@@ -101,22 +104,20 @@ class ConfigError(ValueError):
     pass
 
 
-def _message(path: str | Path, err: ValidationError) -> str:
+# One `--set`: its key path split at the dots, its value, and the option as given (for messages).
+Override = tuple[list[str], object, str]
+
+
+def _message(path: str | Path, err: ValidationError, overrides: Sequence[Override] = ()) -> str:
     lines = [f"{path}: invalid config"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = [str(p) for p in e["loc"]]
+        key = ".".join(loc) or "(top level)"
         reason = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {key}: {reason}")
+        # The --set that wrote this key, or a key inside it, or the section it is in.
+        given = [item for parts, _, item in overrides if loc and parts[: len(loc)] == loc[: len(parts)]]
+        lines.append(f"  {key}: {reason}" + (f" (from {', '.join(f'--set {g}' for g in given)})" if given else ""))
     return "\n".join(lines)
-
-
-def parse_config(data: dict, path: str | Path = "<config>") -> ExperimentConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config is a YAML mapping, got {type(data).__name__}")
-    try:
-        return ExperimentConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_message(path, err)) from None
 
 
 def yaml_error(path: str | Path, err: yaml.YAMLError) -> str:
@@ -127,7 +128,49 @@ def yaml_error(path: str | Path, err: yaml.YAMLError) -> str:
     return f"{where}: not valid YAML: {what}"
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+def parse_set(item: str) -> Override:
+    """`KEY.PATH=VALUE`, the value read as YAML: `lora.rank=8` an int, `grid.seeds=[0,1]` a
+    list, `paraphrase=null` None, as if written in the file."""
+    key, eq, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not eq or not all(parts):
+        raise ConfigError(f"--set {item}: expected KEY.PATH=VALUE, e.g. --set lora.rank=8")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(yaml_error(f"--set {key}", err)) from None
+    return parts, value, item
+
+
+def _apply(data: dict, overrides: Sequence[Override], path: str | Path) -> dict:
+    """`data` with each override written at its key path; an unset section (absent or null)
+    is created by a key inside it."""
+    data = copy.deepcopy(data)
+    for parts, value, item in overrides:
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            elif not isinstance(node[part], dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(f"{path}: invalid config\n  {where}: not a section, so --set {item} has no key to set")
+            node = node[part]
+        node[parts[-1]] = value
+    return data
+
+
+def parse_config(data: dict, path: str | Path = "<config>", sets: Sequence[str] = ()) -> ExperimentConfig:
+    """The config in `data` (read from `path`), each of `sets` (`--set KEY.PATH=VALUE`) applied first."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a YAML mapping, got {type(data).__name__}")
+    overrides = [parse_set(item) for item in sets]
+    try:
+        return ExperimentConfig.model_validate(_apply(data, overrides, path))
+    except ValidationError as err:
+        raise ConfigError(_message(path, err, overrides)) from None
+
+
+def load_config(path: str | Path, sets: Sequence[str] = ()) -> ExperimentConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: no such config file")
@@ -135,7 +178,16 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(yaml_error(path, err)) from None
-    return parse_config({**(data or {}), **(overrides or {})}, path)
+    return parse_config(data or {}, path, sets)
+
+
+def config_value(cfg: ExperimentConfig, key: str) -> object:
+    """The resolved value at a dotted key path, as config.yaml records it (None inside a
+    section that is unset, as a later `--set paraphrase=null` leaves `paraphrase.model`)."""
+    value = cfg.model_dump(mode="json")
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def dump_config(cfg: ExperimentConfig, path: str | Path) -> Path:

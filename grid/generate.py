@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from actors.engines import DECODER, Decoding, EngineConfig, Loras, loglik_engine, pick_engine, platform, vllm_dtype
-from actors.generator import BASE
+from actors.generator import BASE, Generator
 
 
 class GeneratorsConfig(BaseModel):
@@ -206,8 +206,6 @@ def generate_shards(
     its kind's SHARD_COLUMNS. Shared by every job that generates (categorize, paraphrase,
     the built-in benchmarks), so they spread over the cluster and resume the same way."""
     import ray
-
-    from actors.generator import Generator
 
     loras = Loras.serving(table["adapter"])
     if resolved_engine(cfg.engine)["kind"] == "vllm":

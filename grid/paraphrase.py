@@ -20,21 +20,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from actors.engines import Decoding
 from analysis.paraphrases import fill, judge, summarize
 from analysis.scoring import UNKNOWN
 from grid.cache import digest, frame_fingerprint, path_fingerprint
 from grid.generate import GeneratorsConfig, finished_facts, generate_shards, pass_rows, read_shards
 from grid.data.sources import summary_path
 from grid.data.facts import validate_facts, write_facts
-
-if TYPE_CHECKING:
-    from grid.run import Run
+from grid.paraphrase_config import ParaphraseConfig
+from grid.run import Run
 
 INSTRUCTION = (
     "Rephrase the question: ask for the same fact in other words. Keep every name exactly as "
@@ -48,37 +45,6 @@ EXAMPLES = (
 )
 # Bump when the prompt's layout changes, so cached candidates are not reused.
 PROMPT_FORMAT = 1
-
-
-class ParaphraseConfig(BaseModel):
-    """`paraphrase:` in an experiment config (and the options of `kgrid facts paraphrase`).
-
-    The job runs on the pool of the `generators:` section.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    model: str | None = Field(None, description="model folder or hub id; None: the experiment's model")
-    trust_remote_code: bool = False
-    per_question: int = Field(10, ge=1, description="paraphrases each question should have (existing ones count)")
-    candidates: int = Field(20, ge=1, description="generations per question: one greedy, the rest sampled")
-    temperature: float = Field(1.0, gt=0, description="for the sampled candidates")
-    top_k: int = Field(50, ge=1, description="for the sampled candidates")
-    max_new_tokens: int = Field(48, ge=1)
-    seed: int = Field(0, ge=0)
-    length_ratio: tuple[float, float] = Field(
-        (0.5, 2.0), description="a paraphrase's words over the question's: the sane range"
-    )
-
-    @model_validator(mode="after")
-    def _ordered_ratio(self) -> ParaphraseConfig:
-        low, high = self.length_ratio
-        if not 0 <= low <= high:
-            raise ValueError(f"length_ratio must be [low, high] with 0 <= low <= high, got {list(self.length_ratio)}")
-        return self
-
-    @property
-    def decoding(self) -> Decoding:
-        return Decoding(self.max_new_tokens, self.candidates - 1, self.temperature, self.top_k, self.seed)
 
 
 @dataclass

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import Literal, Protocol
 from unittest import mock
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, model_validator
-
-if TYPE_CHECKING:
-    from grid.config import ExperimentConfig
 
 
 def _require(package: str, extra: str) -> None:
@@ -58,6 +56,18 @@ class TrackingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mlflow: MlflowConfig | None = None
     wandb: WandbConfig | None = None
+
+
+class Tracked(Protocol):
+    """What tracking_callbacks reads of an experiment config (grid/config.py, which composes
+    TrackingConfig and so cannot be imported here)."""
+
+    experiment: str
+    tracking: TrackingConfig
+    lora: BaseModel
+
+    @property
+    def run_dir(self) -> Path: ...
 
 
 def mlflow_callback(settings: dict, **kwargs):
@@ -105,7 +115,7 @@ def wandb_callback(settings: dict, **kwargs):
     return WandbCallback(settings, **kwargs)
 
 
-def tracking_callbacks(cfg: ExperimentConfig) -> list:
+def tracking_callbacks(cfg: Tracked) -> list:
     """The Tune callbacks of the `tracking:` section (none without one)."""
     tracking, settings, run_dir = cfg.tracking, cfg.lora.model_dump(), cfg.run_dir.resolve()
     callbacks = []

@@ -24,7 +24,7 @@ import yaml
 from grid import runtime
 from grid.config import ConfigError, parse_config
 from grid.launch import LaunchError, load_cluster, plan, project_mount, startup_gpus
-from grid.trials import ResourcesConfig
+from grid.trials_config import ResourcesConfig
 
 pytestmark = pytest.mark.usefixtures("no_local_ray")  # these tests start Ray in subprocesses
 

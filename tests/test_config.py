@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from grid.cli import main
 from grid.config import ConfigError, load_config
@@ -83,3 +84,92 @@ def test_a_file_that_is_not_parquet_is_named(tmp_path, capsys):
         read_facts(path)
     assert main(["facts", "import", str(path), str(tmp_path / "out.parquet")]) == 2
     assert f"{path}: not a parquet file" in capsys.readouterr().err
+
+
+# --- --set KEY.PATH=VALUE: overrides applied to the YAML before validation ---------------------
+
+
+def test_set_values_are_yaml_and_land_at_their_key_path(tmp_path):
+    path = write(tmp_path, "experiment: x\nlora:\n  rank: 4\n  lr: 0.01\nparaphrase:\n  per_question: 3\n")
+    cfg = load_config(path, ["lora.rank=8", "grid.seeds=[0, 1]", "paraphrase=null", "bench.num_fewshot.mmlu=2"])
+    assert cfg.lora.rank == 8 and cfg.lora.lr == 0.01  # the section's other keys stay as written
+    assert cfg.grid.seeds == [0, 1] and cfg.paraphrase is None
+    assert cfg.bench.num_fewshot == {"mmlu": 2}  # a mapping value is replaced at the key, not merged
+    # A key inside an unset section creates it; the last --set of a key wins.
+    cfg = load_config(write(tmp_path, "experiment: x\n"), ["paraphrase.per_question=4", "lora.rank=2", "lora.rank=16"])
+    assert cfg.paraphrase.per_question == 4 and cfg.lora.rank == 16
+
+
+@pytest.mark.parametrize(
+    "given, line",
+    [
+        ("lora.rnak=8", "  lora.rnak: unknown key (from --set lora.rnak=8)"),
+        ("lora.rank=many", "  lora.rank: Input should be a valid integer"),
+        ("lora=8", "  lora: Input should be a valid dictionary"),
+        ("grid.seeds=[a]", "  grid.seeds.0: Input should be a valid integer"),
+        ("experiment.name=y", "  experiment: not a section, so --set experiment.name=y has no key to set"),
+    ],
+)
+def test_a_bad_set_fails_like_a_bad_file_naming_the_key_and_the_set(tmp_path, capsys, given, line):
+    path = write(tmp_path, "experiment: x\n")
+    assert main(["validate", str(path), "--set", given]) == 2
+    err = capsys.readouterr().err
+    assert f"kgrid: error: {path}: invalid config\n" in err and line in err and f"--set {given}" in err
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ("lora.rank", "--set lora.rank: expected KEY.PATH=VALUE"),
+        ("lora..rank=8", "--set lora..rank=8: expected KEY.PATH=VALUE"),
+        ("=8", "--set =8: expected KEY.PATH=VALUE"),
+        ("grid.seeds=[0, 1", "--set grid.seeds:1:6: not valid YAML"),
+    ],
+)
+def test_a_malformed_set_is_named(tmp_path, capsys, given, message):
+    assert main(["validate", str(write(tmp_path, "experiment: x\n")), "--set", given]) == 2
+    assert capsys.readouterr().err.startswith(f"kgrid: error: {message}")
+
+
+def test_validate_shows_each_set_as_resolved(tmp_path, capsys):
+    path = write(tmp_path, "experiment: x\n")
+    assert main(["validate", str(path), "--set", "lora.rank=8", "--set", "search.rank=[2, 8]", "--set", "paraphrase=null"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == ["  lora.rank: 8 (--set)", "  search.rank: [2, 8] (--set)", "  paraphrase: null (--set)"]
+
+
+class Stop(Exception):
+    """Raised where a command would start Ray: the test has seen what it needed."""
+
+
+@pytest.mark.parametrize("command", ["run", "tune", "categorize"])
+def test_set_reaches_the_config_of_the_commands_that_run(tmp_path, monkeypatch, command):
+    import grid.cli
+
+    loaded = []
+
+    def load(path, sets):
+        loaded.append(load_config(path, sets))
+        return loaded[-1]
+
+    def connect(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(grid.cli, "load_config", load)
+    monkeypatch.setattr(grid.cli, "connect", connect)
+    with pytest.raises(Stop):
+        main([command, str(write(tmp_path, "experiment: x\n")), "--set", "lora.rank=8", "--set", "grid.seeds=[0]"])
+    assert loaded[0].lora.rank == 8 and loaded[0].grid.seeds == [0]
+
+
+def test_the_run_folder_records_the_overridden_value(tmp_path, monkeypatch):
+    import grid.run
+
+    def build(cfg, progress=True):
+        raise Stop  # config.yaml is written before the world's build
+
+    monkeypatch.setattr(grid.run, "build", build)
+    cfg = load_config(write(tmp_path, f"experiment: x\nstorage: {tmp_path}\n"), ["lora.rank=8"])
+    with pytest.raises(Stop):
+        grid.run.Run.open(cfg, progress=False)
+    assert yaml.safe_load((tmp_path / "x" / "config.yaml").read_text())["lora"]["rank"] == 8

@@ -194,7 +194,7 @@ def test_categorize_leads_with_agreement_against_the_released_labels(tmp_path, m
         return Categorization(generations=pd.DataFrame(), categories=cats, key="k", cached=False)
 
     monkeypatch.setattr("grid.run.Run.categorize_base", categorize_base)
-    monkeypatch.setattr("grid.runtime.connect", lambda *a, **k: None)
+    monkeypatch.setattr("grid.cli.connect", lambda *a, **k: None)
     assert main(["categorize", str(config)]) == 0
     out = capsys.readouterr().out
     assert out.index("agreement with reference_category: 0.500 of 4 labelled facts") < out.index("categories of 4 facts")
