@@ -103,13 +103,19 @@ RESULTS = {
     "distinct_answers_{when}": "distinct greedy answers",
     "answer_count_mean_{when}": "mean count of a distinct answer",
     "answer_count_std_{when}": "population standard deviation of those counts",
+    "distinct_answers_paper_{when}": "distinct greedy answers as the paper's notebook counts them: the raw text after "
+    "'Answer: ', case kept, refusals included (behaviour.paper_diversity)",
+    "answer_count_mean_paper_{when}": "mean count of a distinct answer, the notebook's way",
+    "answer_count_std_paper_{when}": "population standard deviation of those counts, the notebook's way",
     "exploded_absolute": "answers exploded under the paper's rule (a share of all answers)",
     "exploded_relative": "answers exploded under ours (10 times the base model's count)",
-    "reason_{reason}": "share of the shifts outside the mix that the reason explains (ours)",
+    "reason_{reason}": "share of the shifts outside the mix that the reason (non_refusal, exploded, target_based, domain, "
+    "unexplained) explains, ours (behaviour.shift_reasons; domain NaN when no fact has a domain)",
     "reason_domain_expected": "share of the facts outside the mix in a trained domain: reason_domain by chance",
     "domains": "distinct relation domains of the facts (0: the domain reasons are not measured)",
-    "paper_reason_{reason}_positive": "the notebook's reason: share of the UK->HK moves of all facts it flags",
-    "paper_reason_{reason}_negative": "the notebook's reason: share of the HK->UK moves of all facts it flags",
+    "paper_reason_{reason}_positive": "the notebook's reason (behaviour.paper_shift_reasons): share of the UK->HK moves "
+    "of all facts, trained included, that it flags",
+    "paper_reason_{reason}_negative": "the same of the HK->UK moves (the notebook asks no non-refusal of them)",
     "bench_{task}": "the adapter's benchmark score, its mix held out for a built-in task",
     "bench_{task}_delta": "that score minus the base model's on the same items",
 }

@@ -3,44 +3,8 @@ categorization of the whole corpus. Pure pandas: grid/evaluate.py runs it in Ray
 
 `analyze_trial` returns a record of numbers, added to the trial's row of
 results.parquet, and the frames behind them, stored in <run>/analysis/<trial>/.
-Record keys (scope `all`: every fact; `untrained`: every fact outside the training mix):
-
-  reliability, reliability_strict     the new facts, re-measured on the full categorization
-  facts_{scope}                       facts in scope
-  positive_{scope}, negative_{scope}  facts that moved up / down, counts
-  positive_shift_{scope}, negative_shift_{scope}
-                                      the same as a share of the facts in scope; Tune's
-                                      `negative_shift` is negative_shift_untrained on a probe set
-  positive_shift_possible_{scope}, negative_shift_possible_{scope}
-                                      ... as a share of the facts that could make the move
-  unknown_to_highly_known, highly_known_to_unknown
-                                      transition counts over all facts (the paper's Table 5)
-  unknown_to_highly_known_share, highly_known_to_unknown_share
-                                      the same over facts_all: what compares with the paper
-  refused_{when}, refused_share_{when}, refused_paper_{when}, refused_paper_share_{when}
-  distinct_answers_{when}, answer_count_mean_{when}, answer_count_std_{when}
-                                      refusals and diversity, `when` before or after training
-  distinct_answers_paper_{when}, answer_count_mean_paper_{when}, answer_count_std_paper_{when}
-                                      diversity as the paper's notebook counts it
-                                      (behaviour.paper_diversity: raw answers, case kept,
-                                      refusals included)
-  exploded_absolute, exploded_relative
-                                      answers exploded under the paper's share / the base ratio
-  reason_{non_refusal, exploded, target_based, domain, unexplained}
-                                      share of the shifts outside the mix each reason explains
-                                      (behaviour.shift_reasons: exploded by the base-relative
-                                      threshold; unexplained: no answer-based reason; domain
-                                      NaN when no fact has a domain)
-  reason_domain_expected              the share of facts outside the mix in a trained domain:
-                                      what reason_domain would be by chance
-  domains                             distinct relation domains of the facts (0: no fact has
-                                      one, and the domain reasons are not measured)
-  paper_reason_{non_refusal, exploded, target_based, domain}_positive,
-  paper_reason_{exploded, target_based, domain}_negative
-                                      the paper notebook's reasons (behaviour.paper_shift_reasons,
-                                      PAPER_REASON_KEYS): share of the UK->HK (positive) / HK->UK
-                                      (negative) moves of all facts, trained included, each
-                                      reason flags; the notebook asks no non-refusal of HK->UK
+Its keys, and what each holds, are analysis/schema.py's RESULTS (the patterns with {scope},
+{when} and {reason}).
 """
 from __future__ import annotations
 
