@@ -97,7 +97,7 @@ def platform() -> dict:
 
 
 class EngineUnavailable(ValueError):
-    """`generators.engine.kind: vllm` where the generator actors have no vllm."""
+    """`generators.engine.kind` names an engine the generator actors cannot run (e.g. vllm without vllm)."""
 
 
 # Engine name -> class (register_engine).
