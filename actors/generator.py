@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from actors.engines import Decoding, EngineConfig, Loras, loglik_engine, make_engine, pick_engine, platform
+from actors.engines import ENGINES, Decoding, EngineConfig, Loras, make_engine, pick_engine, platform
 
 # The `adapter` of a row that asks the base model: Arrow columns hold strings, not None.
 BASE = ""
@@ -35,10 +35,10 @@ class Generator:
         self.scorer = self.engine
         found = platform()
         kind = pick_engine(engine.kind, found)
-        if loglik_engine(kind, found["gpu"]) != kind:
+        scorer = ENGINES[kind].loglik_engine(found["gpu"])
+        if scorer != kind:
             # Loaded now, beside the engine: the pass's loglik rows need it (grid.generate.resolved_engine).
-            scorer = engine.model_copy(update={"kind": "transformers"})
-            self.scorer = make_engine(scorer, model, trust_remote_code=trust_remote_code, threads=threads)
+            self.scorer = make_engine(engine.model_copy(update={"kind": scorer}), model, trust_remote_code=trust_remote_code, threads=threads)
         self.decoding, self.loglik_batch_size = decoding, loglik_batch_size
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:

@@ -81,8 +81,8 @@ The findings, and what each tests:
                              other is counted beside.
   bench_falls_with_new_facts per bench task, every arm's bench delta (adapter minus base)
                              at its largest unknown count against its smallest, pooled
-                             over arms: lower for an accuracy, higher for a perplexity
-                             (PERPLEXITY_TASKS).
+                             over arms: lower where a higher score is better, higher for
+                             a perplexity (analysis.benchmarks.higher_is_better).
   answers_explode            at least one trial has an answer exploded against the base
                              model (exploded_relative > 0): holds; else not seen. The
                              relative threshold, not the paper's absolute share: on a
@@ -97,6 +97,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.benchmarks import higher_is_better
 from analysis.schema import (
     BENCH_PREFIX,
     DELTA_SUFFIX,
@@ -125,9 +126,6 @@ REFUSAL_TESTS = {
 }
 
 HIGHLY_KNOWN, PARAPHRASE = "HighlyKnown", "paraphrase"
-
-# Bench tasks whose score is a perplexity: a rise is a loss.
-PERPLEXITY_TASKS = frozenset({"known_ppl"})
 
 RELIABILITY_NEAR_ONE = 0.9
 REFUSAL_VANISHED = 0.5  # after training, below half the base model's share
@@ -505,7 +503,7 @@ def _bench_falls(trials: pd.DataFrame) -> Finding:
         mine = _trend_comparisons(f"{task} delta", _values(trials, column), task=task)
         if mine:
             comparisons += mine
-            tests.append(_test(mine, task in PERPLEXITY_TASKS, f"{task}, largest against smallest count", task=task))
+            tests.append(_test(mine, not higher_is_better(task), f"{task}, largest against smallest count", task=task))
     if not comparisons:
         return _not_measured(key, _one_count(_values(trials, deltas[0]), deltas[0]))
     return _finding(key, deltas, comparisons, tests)

@@ -7,16 +7,10 @@ Ray task per model.
 Tasks, each one column pair bench_<task>, bench_<task>_delta in the results
 (analysis/benchmarks.py):
 
-- known_mc (built-in): multiple choice over the facts the base model knows (HighlyKnown
-  in the base categories). Options: the true answer and 3 distractors drawn, seeded per
-  fact, from the answers of the same relation in the corpus (none that would score as
-  correct). Each option is scored by its log-likelihood as the assistant turn
-  "Answer: <option>" after the categorization prompt of exemplar set 0 (grid/data/prompts.py);
-  the most likely option is the model's choice. Chance is 0.25.
-- known_ppl (built-in): perplexity of the same facts' answers asked with their
-  paraphrase templates, the held-out world text: the micro-world's pretraining showed
-  every template of a known fact, while a trial's mix asks the canonical question only
-  (paraphrase mixes paraphrase Unknown facts, never known ones).
+- a built-in task (analysis.benchmarks.BUILTIN: known_mc, known_ppl): its items come from
+  the facts the base model knows (HighlyKnown in the base categories); each item's answer
+  is scored by its log-likelihood as the assistant turn "Answer: <answer>" after its
+  question in the categorization prompt of exemplar set 0 (grid/data/prompts.py).
 - any other name: an lm-evaluation-harness task (the `bench` extra), e.g. mmlu 5-shot and
   truthfulqa_mc1 / truthfulqa_mc2 0-shot as in the paper, on the model with the adapter
   loaded through the harness's peft support; its score is `metric` (acc).
@@ -42,9 +36,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from actors.engines import Engine
-from analysis.benchmarks import AGGREGATE, bench_record, held_out, mc_accuracy
+from analysis.benchmarks import BUILTIN, bench_record, held_out, mc_accuracy
 from analysis.schema import BENCHMARK_LOG_COLUMNS
-from analysis.scoring import HIGHLY_KNOWN, is_correct
+from analysis.scoring import HIGHLY_KNOWN
 from analysis.trial_analysis import merge_records
 from grid.bench_config import BenchConfig
 from grid.cache import digest, path_fingerprint
@@ -54,8 +48,6 @@ from grid.generate import LOGLIK_COLUMNS, PASS_COLUMNS, Work, pass_rows, read_sh
 if TYPE_CHECKING:
     from grid.run import Run
 
-BUILTIN = tuple(AGGREGATE)
-OPTIONS = 4  # the true answer and 3 distractors, as in MMLU
 # Bump when built-in items or their scoring change, so cached scores are not reused.
 BENCH_FORMAT = 1
 
@@ -80,41 +72,19 @@ def known_facts(facts: pd.DataFrame, base_greedy: pd.DataFrame, limit: int | Non
     return facts[facts["fact_id"].isin(known)].sort_values("fact_id").head(limit)
 
 
-def _first_set(prompts: PromptConfig) -> PromptConfig:
-    # One prompt per item: the categorization prompt of exemplar set 0.
-    return prompts.model_copy(update={"sets": 1})
-
-
-def mc_items(known: pd.DataFrame, facts: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig, seed: int) -> pd.DataFrame:
-    """known_mc: one row per (fact, option): fact_id, option (its place), is_answer, chat.
-    A fact whose relation has fewer than 3 answers that are not correct for it is left out."""
-    relations = facts["relation"] if "relation" in facts.columns else [None] * len(facts)
-    rel_of = {f: None if pd.isna(r) else str(r) for f, r in zip(facts["fact_id"], relations)}
-    answers: dict[str | None, set[str]] = {}
-    for fact_id, aliases in zip(facts["fact_id"], facts["aliases"]):
-        answers.setdefault(rel_of[fact_id], set()).add(str(aliases[0]))
-    table = build_prompts(known, exemplars, _first_set(prompts))
-    rows = []
-    for fact_id, messages, aliases in zip(table["fact_id"], table["messages"], known["aliases"]):
-        wrong = sorted(a for a in answers[rel_of[fact_id]] if not is_correct(a, aliases))
-        if len(wrong) < OPTIONS - 1:
-            continue
-        rng = fact_rng(seed, fact_id)
-        options = [aliases[0], *rng.choice(wrong, OPTIONS - 1, replace=False)]
-        for place, k in enumerate(rng.permutation(OPTIONS)):
-            rows.append((fact_id, place, k == 0, with_answer(messages, str(options[k]))))
-    return pd.DataFrame(rows, columns=["fact_id", "option", "is_answer", "chat"])
-
-
-def ppl_items(known: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig) -> pd.DataFrame:
-    """known_ppl: one row per (fact, paraphrase): fact_id, chat (its answer as the last turn)."""
-    asked = known[["fact_id", "paraphrases", "aliases"]].explode("paraphrases").dropna(subset=["paraphrases"])
-    frame = pd.DataFrame({"fact_id": asked["fact_id"].values, "question": asked["paraphrases"].values})
+def task_items(
+    task: str, known: pd.DataFrame, facts: pd.DataFrame, exemplars: pd.DataFrame, prompts: PromptConfig, seed: int
+) -> pd.DataFrame:
+    """A built-in task's items (its `items`, distractors seeded by `seed`), each question and
+    answer turned into the chat that is scored: the categorization prompt of exemplar set 0
+    with the answer as the last turn (column chat, in place of question and answer)."""
+    items = BUILTIN[task].items(known, facts, lambda fact_id: fact_rng(seed, fact_id))
+    asked = items[["fact_id", "question"]]
     if "relation" in known.columns:  # slick mode draws exemplars by relation
-        frame["relation"] = known.set_index("fact_id").loc[frame["fact_id"], "relation"].values
-    table = build_prompts(frame, exemplars, _first_set(prompts))
-    chats = [with_answer(m, a[0]) for m, a in zip(table["messages"], asked["aliases"])]
-    return pd.DataFrame({"fact_id": table["fact_id"], "chat": chats})
+        asked = asked.assign(relation=known.set_index("fact_id").loc[items["fact_id"], "relation"].values)
+    table = build_prompts(asked, exemplars, prompts.model_copy(update={"sets": 1}))
+    chats = [with_answer(m, a) for m, a in zip(table["messages"], items["answer"])]
+    return items.drop(columns=["question", "answer"]).assign(chat=chats)
 
 
 def prepare(
@@ -122,17 +92,10 @@ def prepare(
 ) -> Bench:
     """The built-in tasks' items for this corpus and base model; fails if a task has none."""
     known = known_facts(facts, base_greedy, cfg.limit)
-    make = {
-        "known_mc": lambda: mc_items(known, facts, exemplars, prompts, cfg.seed),
-        "known_ppl": lambda: ppl_items(known, exemplars, prompts),
-    }
-    items = {task: make[task]() for task in cfg.tasks if task in BUILTIN}
+    items = {task: task_items(task, known, facts, exemplars, prompts, cfg.seed) for task in cfg.tasks if task in BUILTIN}
     for task, frame in items.items():
         if frame.empty:
-            raise ValueError(
-                f"bench.tasks: {task} has no items ({len(known)} HighlyKnown facts"
-                + (", none with paraphrases)" if task == "known_ppl" else ", none with 3 distractors)")
-            )
+            raise ValueError(f"bench.tasks: {task} has no items ({len(known)} HighlyKnown facts, none with {BUILTIN[task].needs})")
     if cfg.lm_eval_tasks:
         lm_eval_version()  # fails now, before any trial, when the extra is missing
     return Bench(cfg, items)
@@ -179,7 +142,7 @@ class Keys:
 
 def scored_by(info: dict) -> str:
     """The engine that scored a built-in task (vLLM on CPU hands its chats to the transformers
-    engine: actors.engines.loglik_engine), or lm-eval, which loads its own model."""
+    engine: the engine's loglik_engine, actors/engines.py), or lm-eval, which loads its own model."""
     engine = info.get("engine")
     return engine.get("logliks", engine["kind"]) if engine else "lm-eval"
 
@@ -236,7 +199,7 @@ class BuiltinScoring:
                     raise RuntimeError(f"{folder}/shards: {len(scored)} of {task}'s {len(items)} items scored after the pass")
                 scored = scored.loc[range(len(items))]
                 items = items.assign(loglik=scored["loglik"].to_numpy(), tokens=scored["tokens"].to_numpy())
-                _store(folder, Measured({**keys.info(adapter, task), "score": AGGREGATE[task](items)}, items))
+                _store(folder, Measured({**keys.info(adapter, task), "score": BUILTIN[task].aggregate(items)}, items))
 
         table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=PASS_COLUMNS)
         return Work(table, finish, "benchmarks", loglik_batch_size=bench.cfg.batch_size)

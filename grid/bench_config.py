@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The built-in tasks are those analysis/benchmarks.py aggregates (grid/bench.py BUILTIN).
-from analysis.benchmarks import AGGREGATE
+# The built-in tasks: analysis/benchmarks.py BUILTIN.
+from analysis.benchmarks import BUILTIN
 
 # The paper's shots (docs/protocol.md §5); a task not named here takes its own default.
 PAPER_SHOTS = {"mmlu": 5, "truthfulqa_mc1": 0, "truthfulqa_mc2": 0}
@@ -23,9 +23,9 @@ class BenchConfig(BaseModel):
         None, ge=1, description="for a quick look: the first N known facts of a built-in task; lm-eval's limit (per subtask of mmlu)"
     )
     batch_size: int = Field(32, ge=1, description="chats per forward of a built-in task; lm-eval's batch size")
-    seed: int = Field(0, ge=0, description="seeds the distractors of known_mc")
+    seed: int = Field(0, ge=0, description="seeds the draws of built-in tasks (known_mc's distractors)")
 
     @property
     def lm_eval_tasks(self) -> dict[str, int | None]:
         """The lm-eval tasks and their shots (None: the task's own default)."""
-        return {t: self.num_fewshot.get(t) for t in self.tasks if t not in AGGREGATE}
+        return {t: self.num_fewshot.get(t) for t in self.tasks if t not in BUILTIN}

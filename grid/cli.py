@@ -129,6 +129,8 @@ def config_arguments() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from actors.engines import kinds
+
     p = argparse.ArgumentParser(prog="kgrid", description=__doc__)
     config = config_arguments()
     sub = p.add_subparsers(dest="command", required=True)
@@ -171,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     para.add_argument("--model", required=True, help="Hugging Face model folder or hub id")
     para.add_argument("--per-question", type=int, default=None, help="paraphrases each question should have, existing ones included (10)")
     para.add_argument("--candidates", type=int, default=None, help="generations per question: one greedy, the rest sampled (20)")
-    para.add_argument("--engine", choices=["auto", "transformers", "vllm"], default="auto")
+    para.add_argument("--engine", choices=kinds(), default="auto")
     para.add_argument("--trust-remote-code", action="store_true")
     para.add_argument("--cache-dir", default=None, help="default: runs/cache, the cache of runs in the default storage")
     para.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")

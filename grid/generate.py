@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
-from actors.engines import DECODER, Decoding, EngineConfig, Loras, loglik_engine, pick_engine, platform, vllm_dtype
+from actors.engines import ENGINES, Decoding, EngineConfig, Loras, pick_engine, platform
 from actors.generator import BASE, Generator
 
 
@@ -157,24 +157,12 @@ def actors_platform() -> dict:
 
 
 def resolved_engine(engine: EngineConfig) -> dict:
-    """The engine kind and dtype the generator actors will use, `auto` resolved as they
-    resolve it (actors.engines.pick_engine, on their platform; `vllm` where they have no vllm
-    fails here, before any job), for cache keys. The transformers engine loads bfloat16 on a
-    GPU, float32 on a CPU, and its DECODER counts; vLLM's `auto` is the model's own dtype on a
-    GPU (the model's fingerprint covers it) and float32 on CPU, its version counts, and so does the engine that
-    scores chats (`logliks`: actors.engines.loglik_engine)."""
+    """The engine the generator actors will use, `auto` resolved as they resolve it
+    (actors.engines.pick_engine, on their platform; `vllm` where they have no vllm fails
+    here, before any job), for cache keys: what its class puts there (its `resolve`: kind,
+    dtype, and what else changes its numbers)."""
     found = actors_platform()
-    kind = pick_engine(engine.kind, found)
-    # Where a transformers engine answers or scores; absent at the default, so old keys hold.
-    attention = {"attention": engine.attention} if engine.attention else {}
-    if kind == "vllm":
-        dtype, logliks = vllm_dtype(engine.dtype, found["gpu"]), loglik_engine(kind, found["gpu"])
-        return {"kind": kind, "dtype": dtype, "version": found["vllm"], "logliks": logliks,
-                **(attention if logliks == "transformers" else {})}
-    dtype = engine.dtype
-    if dtype == "auto":
-        dtype = "bfloat16" if found["gpu"] else "float32"
-    return {"kind": kind, "dtype": dtype, "decoder": DECODER, **attention}
+    return ENGINES[pick_engine(engine.kind, found)].resolve(engine, found)
 
 
 def read_shards(shards: Path, columns: list[str] = GENERATION_COLUMNS) -> pd.DataFrame:

@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.benchmarks import bench_record, held_out, mc_accuracy, perplexity
+from analysis.benchmarks import BUILTIN, OPTIONS, Task, bench_record, held_out, higher_is_better, mc_accuracy, perplexity
 from analysis.figures import bench_by_unknown
 from analysis.tables import bench_table
-from grid.bench import OPTIONS, BenchConfig, mc_items, ppl_items, prepare
+from grid.bench import BenchConfig, prepare, task_items
 from grid.config import ConfigError, load_config
 from grid.data.prompts import PromptConfig
 from analysis.schema import KNOWN_MC_DELTA as BENCH_DELTA
@@ -32,7 +32,7 @@ EXEMPLARS = pd.DataFrame({"fact_id": ["x0"], "question": ["What is the capital o
 
 def test_mc_items_hold_the_answer_and_three_distractors_of_the_same_relation():
     facts = facts_frame()
-    items = mc_items(facts, facts, EXEMPLARS, PROMPTS, seed=0)
+    items = task_items("known_mc", facts, facts, EXEMPLARS, PROMPTS, seed=0)
     assert set(items["fact_id"]) == {f"c{i}" for i in range(5)}  # river facts: only 2 other answers
     for fact_id, q in items.groupby("fact_id"):
         assert list(q["option"]) == list(range(OPTIONS)) and q["is_answer"].sum() == 1
@@ -41,15 +41,15 @@ def test_mc_items_hold_the_answer_and_three_distractors_of_the_same_relation():
         assert q.loc[q["is_answer"], "chat"].iloc[0][-1]["content"] == f"Answer: City{fact_id[1:]}"
         # The prompt is the categorization prompt: system, the exemplar turn, the question.
         assert [m["role"] for m in q["chat"].iloc[0]] == ["system", "user", "assistant", "user", "assistant"]
-    again = mc_items(facts, facts, EXEMPLARS, PROMPTS, seed=0)
+    again = task_items("known_mc", facts, facts, EXEMPLARS, PROMPTS, seed=0)
     assert again.drop(columns="chat").equals(items.drop(columns="chat"))  # seeded
-    other = mc_items(facts, facts, EXEMPLARS, PROMPTS, seed=1)
+    other = task_items("known_mc", facts, facts, EXEMPLARS, PROMPTS, seed=1)
     assert [c[-1] for c in other["chat"]] != [c[-1] for c in items["chat"]]
 
 
 def test_ppl_items_ask_the_paraphrases_and_score_the_answer():
     facts = facts_frame()
-    items = ppl_items(facts, EXEMPLARS, PROMPTS)
+    items = task_items("known_ppl", facts, facts, EXEMPLARS, PROMPTS, seed=0)
     assert list(items["fact_id"]) == [f"c{i}" for i in range(5)]
     chat = items["chat"].iloc[2]
     assert chat[-2]["content"] == "Question: L2 has which capital?" and chat[-1]["content"] == "Answer: City2"
@@ -62,6 +62,27 @@ def test_prepare_names_the_task_without_items():
         prepare(BenchConfig(), facts, base, EXEMPLARS, PROMPTS)
     bench = prepare(BenchConfig(limit=2), facts, base.assign(category="HighlyKnown"), EXEMPLARS, PROMPTS)
     assert bench.items["known_mc"]["fact_id"].nunique() == 2  # limit: the first facts by id
+
+
+def test_a_registered_task_is_prepared_scored_and_judged_by_its_own_direction(monkeypatch):
+    """A new built-in task is one registration (analysis/benchmarks.py): its items are asked
+    in the categorization prompt, scored by its aggregate, judged by its direction."""
+    facts = facts_frame()
+    base = pd.DataFrame({"fact_id": facts["fact_id"], "category": "HighlyKnown"})
+
+    def first_letter(known, facts, rng):  # one item per fact: the answer's first letter
+        return pd.DataFrame({"fact_id": known["fact_id"], "question": known["question"], "answer": [a[0][0] for a in known["aliases"]]})
+
+    monkeypatch.setitem(BUILTIN, "letter", Task(first_letter, perplexity, higher_is_better=False, needs="aliases"))
+    assert BenchConfig(tasks=["letter", "mmlu"]).lm_eval_tasks == {"mmlu": 5}  # a registered name is no lm-eval task
+    bench = prepare(BenchConfig(tasks=["letter"], limit=3), facts, base, EXEMPLARS, PROMPTS)
+    items = bench.items["letter"]
+    assert list(items.columns) == ["fact_id", "chat"] and list(items["fact_id"]) == ["c0", "c1", "c2"]
+    assert items["chat"].iloc[1][-2:] == [{"role": "user", "content": "Question: What is the capital of L1?"}, {"role": "assistant", "content": "Answer: C"}]
+    assert held_out("letter", items.assign(loglik=[-1.0, -2.0, -3.0], tokens=[1, 1, 2]), {"c2"}) == pytest.approx(math.exp(3 / 2))
+    assert [higher_is_better(t) for t in ("letter", "known_mc", "known_ppl", "mmlu")] == [False, True, False, True]
+    with pytest.raises(ValueError, match=r"letter has no items \(0 HighlyKnown facts, none with aliases\)"):
+        prepare(BenchConfig(tasks=["letter"]), facts, base.assign(category="Unknown"), EXEMPLARS, PROMPTS)
 
 
 def test_scores_leave_out_the_mix():

