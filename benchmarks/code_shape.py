@@ -1,11 +1,12 @@
 """The code's shape, for before/after comparisons of a refactor (docs/performance.md has none
-of these: they are structure, not speed). Reads the source with `ast`; imports nothing.
+of these: they are structure, not speed). Reads the source with `ast`; imports nothing of the project but tests/test_layout.py's import graph.
 
-    python benchmarks/code_shape.py [ROOT]
+    python benchmarks/code_shape.py
 
 Prints: modules and lines per package; imports deferred into functions; cycles in the import
 graph of the project's modules (TYPE_CHECKING imports counted: a cycle there is still a knot
-for a reader); the modules that spell a run-folder file name as a literal.
+for a reader); the modules that spell a run-folder file name as a literal. It measures the
+checkout it sits in.
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import re
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_layout import cycles, import_graph  # noqa: E402  (the layout test's own import graph)
 
 PACKAGES = ("actors", "analysis", "grid")
 # Files of the run folder (grid/run.py): a literal of one of these outside the module that
@@ -29,18 +33,10 @@ def module_name(root: Path, path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported(node: ast.AST) -> list[str]:
-    if isinstance(node, ast.Import):
-        return [a.name for a in node.names]
-    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-        return [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-    return []
-
-
 def shape(root: Path) -> dict:
     files = sorted(p for pkg in PACKAGES for p in (root / pkg).rglob("*.py"))
     names = {module_name(root, p): p for p in files}
-    lines, deferred, literals, graph = defaultdict(int), {}, defaultdict(set), defaultdict(set)
+    lines, deferred, literals = defaultdict(int), {}, defaultdict(set)
     for name, path in names.items():
         text = path.read_text()
         lines[name.split(".")[0]] += sum(1 for line in text.splitlines() if line.strip())
@@ -51,44 +47,9 @@ def shape(root: Path) -> dict:
                 count += sum(1 for n in ast.walk(func) if isinstance(n, (ast.Import, ast.ImportFrom)))
         deferred[name] = count
         for node in ast.walk(tree):
-            for target in imported(node):
-                if target in names and target != name:
-                    graph[name].add(target)
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and RUN_FILE.match(node.value):
                 literals[node.value].add(name)
-    return {"names": names, "lines": dict(lines), "deferred": deferred, "graph": graph, "literals": literals}
-
-
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
-
-    def visit(v):
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on.add(v)
-        for w in graph.get(v, ()):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                out.append(sorted(comp))
-
-    for v in list(graph):
-        if v not in index:
-            visit(v)
-    return out
+    return {"names": names, "lines": dict(lines), "deferred": deferred, "literals": literals}
 
 
 def main(root: Path) -> None:
@@ -99,7 +60,7 @@ def main(root: Path) -> None:
     for name, count in sorted(found["deferred"].items(), key=lambda kv: -kv[1]):
         if count:
             print(f"  {count:3d} {name}")
-    comps = cycles(found["graph"])
+    comps = cycles(import_graph(type_checking=True))  # tests/test_layout.py's, TYPE_CHECKING imports counted
     print(f"import cycles: {len(comps)}")
     for comp in comps:
         print(f"  {len(comp)} modules: {', '.join(comp)}")
@@ -112,4 +73,4 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1]))
+    main(Path(__file__).resolve().parents[1])

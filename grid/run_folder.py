@@ -21,53 +21,25 @@ from pathlib import Path
 ANALYSIS_TABLES = ("transitions", "reasons", "paper_reasons", "exploded")
 
 
+def _file(*parts: str) -> property:
+    return property(lambda self: self.root.joinpath(*parts))
+
+
 @dataclass(frozen=True)
 class RunFolder:
     root: Path
 
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def facts(self) -> Path:
-        return self.root / "facts.parquet"
-
-    @property
-    def paraphrase_summary(self) -> Path:
-        return self.root / "paraphrase.summary.json"
-
-    @property
-    def history(self) -> Path:
-        return self.root / "history.parquet"
-
-    @property
-    def results(self) -> Path:
-        return self.root / "results.parquet"
-
-    @property
-    def benchmarks(self) -> Path:
-        return self.root / "benchmarks.parquet"
-
-    @property
-    def pareto(self) -> Path:
-        return self.root / "pareto.parquet"
-
-    @property
-    def timings(self) -> Path:
-        return self.root / "timings.json"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report"
-
-    @property
-    def base_distribution(self) -> Path:
-        return self.root / "categories" / "base_distribution.csv"
-
-    @property
-    def base_reference_agreement(self) -> Path:
-        return self.root / "categories" / "base_reference_agreement.csv"
+    config = _file("config.yaml")
+    facts = _file("facts.parquet")
+    paraphrase_summary = _file("paraphrase.summary.json")
+    history = _file("history.parquet")
+    results = _file("results.parquet")
+    benchmarks = _file("benchmarks.parquet")
+    pareto = _file("pareto.parquet")
+    timings = _file("timings.json")
+    report = _file("report")
+    base_distribution = _file("categories", "base_distribution.csv")
+    base_reference_agreement = _file("categories", "base_reference_agreement.csv")
 
     def generations(self, name: str) -> Path:
         """The scored answers of `name` (base: the base model; else a trial's adapter)."""
