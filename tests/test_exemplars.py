@@ -195,6 +195,8 @@ def test_categorize_leads_with_agreement_against_the_released_labels(tmp_path, m
 
     monkeypatch.setattr("grid.run.Run.categorize_base", categorize_base)
     monkeypatch.setattr("grid.cli.connect", lambda *a, **k: None)
+    # No Ray here, so no generator actors to ask which engine they run (grid/generate.py actors_platform).
+    monkeypatch.setattr("grid.cli.resolved_engine", lambda engine: {})
     assert main(["categorize", str(config)]) == 0
     out = capsys.readouterr().out
     assert out.index("agreement with reference_category: 0.500 of 4 labelled facts") < out.index("categories of 4 facts")
