@@ -40,7 +40,16 @@ SHIFTS = [
 ]
 BEHAVIOUR = [
     f"{name}_{when}"
-    for name in ("refused_share", "refused_paper_share", "distinct_answers", "answer_count_mean", "answer_count_std")
+    for name in (
+        "refused_share",
+        "refused_paper_share",
+        "distinct_answers",
+        "answer_count_mean",
+        "answer_count_std",
+        "distinct_answers_paper",  # the notebook's count (analysis/behaviour.py paper_diversity)
+        "answer_count_mean_paper",
+        "answer_count_std_paper",
+    )
     for when in ("before", "after")
 ] + ["exploded_absolute", "exploded_relative"]
 REASONS = [
@@ -70,6 +79,8 @@ COUNTS = frozenset(
         *(f"{d}_{scope}" for scope in SCOPES for d in ("positive", "negative")),
         "distinct_answers_before",
         "distinct_answers_after",
+        "distinct_answers_paper_before",
+        "distinct_answers_paper_after",
         "exploded_absolute",
         "exploded_relative",
         "unknown_to_highly_known",
@@ -209,6 +220,8 @@ BEHAVIOUR_SHOWN = {
     "refused_paper_share_after": "refused after (paper's match)",
     "distinct_answers_before": "distinct answers before",
     "distinct_answers_after": "distinct answers after",
+    "distinct_answers_paper_before": "distinct answers before (paper's count)",
+    "distinct_answers_paper_after": "distinct answers after (paper's count)",
     "exploded_relative": "exploded answers",
     "exploded_absolute": "exploded (paper's threshold)",
 }
