@@ -44,6 +44,7 @@ PROTOCOL_SWITCHES = (
     "lora.group_by_length",
     "generators.engine.kind",
     "generators.engine.dtype",
+    "generators.engine.attention",
 )
 
 
@@ -57,7 +58,7 @@ td,th{border:1px solid #d0d7de;padding:2px 6px} th{background:#f6f8fa;vertical-a
 td{text-align:right;font-variant-numeric:tabular-nums} td.text{text-align:left;white-space:nowrap}
 td .range{color:#59636e;white-space:nowrap}
 ul.found{list-style:none;padding:0} ul.found li{margin:.5em 0;display:grid;grid-template-columns:max-content 1fr;column-gap:.8em}
-.verdict{align-self:start;width:9.5em;text-align:center;border-radius:1em;margin-top:.15em;
+.verdict{align-self:start;width:11em;text-align:center;border-radius:1em;margin-top:.15em;
   font-size:small;font-weight:600;color:#fff;white-space:nowrap}
 .holds{background:#1a7f37} .contradicted{background:#cf222e} .within-spread{background:#9a6700}
 .needs-more-seeds,.not-measured,.not-seen{background:#6e7781}
